@@ -9,7 +9,7 @@
         ├── Unauthorized              401: missing or invalid API key (server configuration)
         ├── Forbidden                 403: the key lacks the endpoint's scope (configuration)
         ├── NotFound                  404: missing, or not visible to this key
-        ├── Conflict                  409: state conflict (duplicate, setup-stage sync, sync running)
+        ├── Conflict                  409: state conflict (duplicate, setup-stage or running sync)
         ├── RateLimited               429: rate limit or the sync cooldown; see `retry_after`
         └── ServerError               5xx
 

@@ -1,0 +1,10 @@
+"""Shared test setup: anyio on asyncio only, and no real Waycore anywhere."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

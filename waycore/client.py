@@ -1,0 +1,507 @@
+"""The typed async client for Waycore's `/v1` API: the only code that talks to Waycore.
+
+One `WaycoreClient` per app wraps one `httpx.AsyncClient` (base URL, `Authorization: Bearer`,
+explicit timeouts). Every method returns dataclasses from `waycore.models` or raises an exception
+from `waycore.errors`. Rules it keeps for the whole app:
+
+- only `/v1/...` paths are ever requested (`_request` refuses anything else);
+- list calls follow `data` and `pagination.nextCursor`;
+- reads (and the writes the contract makes safe to repeat: create-or-return connection,
+  credentials PUT) are retried on connection errors, timeouts, 5xx and short 429s, with capped
+  exponential backoff and full jitter, honouring `Retry-After`; other writes are retried only when
+  the request provably never left (connection refused);
+- the API key is held by the underlying httpx client's default headers and never appears in a
+  repr, an exception, or a log line; request bodies are never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+import httpx
+
+from waycore.errors import (
+    WaycoreAPIError,
+    WaycoreError,
+    WaycoreTimeout,
+    WaycoreUnavailable,
+    error_class_for,
+)
+from waycore.models import (
+    Account,
+    Balance,
+    Connection,
+    ConnectionResult,
+    Entity,
+    Institution,
+    Page,
+    Transaction,
+    Webhook,
+)
+
+log = logging.getLogger("waycore.client")
+
+T = TypeVar("T")
+Params = Mapping[str, str | int | None]
+
+#: The versioned prefix every call uses; the client refuses any other path.
+API_PREFIX = "/v1/"
+#: Header names Waycore (or a proxy in front of it) may use for the request id.
+_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "waycore-request-id")
+
+
+def _retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
+    """`Retry-After` as seconds: delta-seconds or an HTTP date; None when absent or garbled."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def _error_from_response(response: httpx.Response, method: str, path: str) -> WaycoreAPIError:
+    raw = response.text
+    code = message = request_id = None
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = None
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            code = error.get("code")
+            message = error.get("message")
+        elif isinstance(error, str):
+            code = error
+            message = body.get("message") if isinstance(body.get("message"), str) else None
+        meta = body.get("meta")
+        if isinstance(meta, dict) and isinstance(meta.get("requestId"), str):
+            request_id = meta["requestId"]
+    if request_id is None:
+        request_id = next(
+            (response.headers[h] for h in _REQUEST_ID_HEADERS if h in response.headers), None
+        )
+    cls = error_class_for(response.status_code)
+    return cls(
+        status=response.status_code,
+        method=method,
+        path=path,
+        code=str(code) if code is not None else None,
+        message=str(message) if message is not None else None,
+        retry_after=_retry_after_seconds(response.headers.get("retry-after")),
+        request_id=request_id,
+        raw_body=raw,
+    )
+
+
+class WaycoreClient:
+    """Async client for Waycore `/v1`. Build with `WaycoreClient.create(...)` or wrap a client.
+
+    `retries` is the number of extra attempts for a retryable call; backoff is
+    `min(backoff_cap, backoff_base * 2**attempt)` with full jitter, or `Retry-After` when Waycore
+    sends one (a `Retry-After` longer than `max_retry_after` is not waited for: the error is
+    raised so the caller can tell the user when to come back).
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        retries: int = 2,
+        backoff_base: float = 0.2,
+        backoff_cap: float = 2.0,
+        max_retry_after: float = 5.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._http = http
+        self.retries = retries
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.max_retry_after = max_retry_after
+        self._sleep = sleep
+
+    @classmethod
+    def create(
+        cls,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        **options: Any,
+    ) -> WaycoreClient:
+        """A client with its own `httpx.AsyncClient`; `base_url` may or may not end in `/v1`."""
+        base = base_url.rstrip("/")
+        if base.endswith("/v1"):
+            base = base[: -len("/v1")]
+        http = httpx.AsyncClient(
+            base_url=base,
+            headers={
+                "Authorization": f"Bearer {api_key}",
+                "Accept": "application/json",
+                "User-Agent": "waycore-onboarding/0.1",
+            },
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            transport=transport,
+            follow_redirects=False,
+        )
+        return cls(http, **options)
+
+    def __repr__(self) -> str:
+        return f"WaycoreClient(base_url={str(self._http.base_url)!r})"
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> WaycoreClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # ------------------------------------------------------------------ transport
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return retry_after
+        return random.uniform(0, min(self.backoff_cap, self.backoff_base * 2**attempt))
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        json_body: Mapping[str, Any] | None = None,
+        retry_safe: bool,
+        expect: tuple[int, ...] = (200,),
+    ) -> httpx.Response:
+        """Send one call, retrying as the docstring of the module says; raise on error status."""
+        if not path.startswith(API_PREFIX):
+            raise ValueError(f"refusing a non-/v1 Waycore path: {path!r}")
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        attempt = 0
+        while True:
+            started = time.monotonic()
+            try:
+                response = await self._http.request(
+                    method,
+                    path,
+                    params=query or None,
+                    json=dict(json_body) if json_body is not None else None,
+                )
+            except httpx.TimeoutException as exc:
+                # A connect timeout never reached Waycore; a read timeout may have.
+                safe = retry_safe or isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
+                if safe and attempt < self.retries:
+                    await self._sleep(self._backoff(attempt, None))
+                    attempt += 1
+                    continue
+                log.warning(
+                    "waycore %s %s timed out after %d attempt(s)", method, path, attempt + 1
+                )
+                raise WaycoreTimeout(
+                    f"{method} {path} timed out", method=method, path=path
+                ) from None
+            except httpx.TransportError as exc:
+                safe = retry_safe or isinstance(exc, httpx.ConnectError)
+                if safe and attempt < self.retries:
+                    await self._sleep(self._backoff(attempt, None))
+                    attempt += 1
+                    continue
+                log.warning("waycore %s %s unreachable: %s", method, path, type(exc).__name__)
+                raise WaycoreUnavailable(
+                    f"{method} {path} could not reach Waycore ({type(exc).__name__})",
+                    method=method,
+                    path=path,
+                ) from None
+            elapsed_ms = (time.monotonic() - started) * 1000
+            log.info(
+                "waycore %s %s -> %d in %.0f ms",
+                method,
+                path,
+                response.status_code,
+                elapsed_ms,
+            )
+            if response.status_code in expect:
+                return response
+            error = _error_from_response(response, method, path)
+            retryable = retry_safe and (
+                error.status >= 500
+                or (error.status == 429 and (error.retry_after or 0) <= self.max_retry_after)
+            )
+            if retryable and attempt < self.retries:
+                await self._sleep(self._backoff(attempt, error.retry_after))
+                attempt += 1
+                continue
+            if 200 <= response.status_code < 300:
+                return response  # a 2xx we did not predict is still a success
+            raise error
+
+    async def _get(self, path: str, params: Params | None = None) -> Any:
+        response = await self._request("GET", path, params=params, retry_safe=True)
+        return response.json()
+
+    async def _pages(
+        self, path: str, params: Params | None, parse: Callable[[dict[str, Any]], T]
+    ) -> AsyncIterator[Page[T]]:
+        cursor: str | None = None
+        while True:
+            page = await self._page(path, {**(params or {}), "cursor": cursor}, parse)
+            yield page
+            if not page.has_more or not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    async def _page(
+        self, path: str, params: Params, parse: Callable[[dict[str, Any]], T]
+    ) -> Page[T]:
+        body = await self._get(path, params)
+        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+            raise WaycoreError(f"GET {path}: list response without data", method="GET", path=path)
+        pagination = body.get("pagination") or {}
+        next_cursor = pagination.get("nextCursor")
+        meta = body.get("meta") or {}
+        return Page(
+            items=[parse(item) for item in body["data"]],
+            next_cursor=str(next_cursor) if next_cursor else None,
+            has_more=bool(pagination.get("hasMore", bool(next_cursor))),
+            request_id=meta.get("requestId"),
+        )
+
+    async def _all(
+        self, path: str, params: Params | None, parse: Callable[[dict[str, Any]], T]
+    ) -> list[T]:
+        items: list[T] = []
+        async for page in self._pages(path, params, parse):
+            items.extend(page.items)
+        return items
+
+    # ------------------------------------------------------------------ entities
+
+    async def list_entities(self, external_entity_id: str | None = None) -> list[Entity]:
+        """`GET /v1/entities`, every page, optionally filtered by `externalEntityId`."""
+        return await self._all(
+            "/v1/entities", {"externalEntityId": external_entity_id}, Entity.from_api
+        )
+
+    async def get_entity(self, entity_id: str) -> Entity:
+        return Entity.from_api(await self._get(f"/v1/entities/{_seg(entity_id)}"))
+
+    async def create_entity(
+        self,
+        external_entity_id: str,
+        *,
+        name: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Entity:
+        """`POST /v1/entities`. Not retried: a duplicate answers 409 (`Conflict`)."""
+        body: dict[str, Any] = {"externalEntityId": external_entity_id}
+        if name is not None:
+            body["name"] = name
+        if metadata is not None:
+            body["metadata"] = dict(metadata)
+        response = await self._request(
+            "POST", "/v1/entities", json_body=body, retry_safe=False, expect=(200, 201)
+        )
+        return Entity.from_api(response.json())
+
+    # ------------------------------------------------------------------ institutions
+
+    async def search_institutions(self, query: str, *, limit: int = 20) -> list[Institution]:
+        """`GET /v1/institutions?query=`: the first `limit` matches (one page)."""
+        page = await self._page(
+            "/v1/institutions", {"query": query, "limit": limit}, Institution.from_api
+        )
+        return page.items
+
+    async def get_institution(self, institution_id: str) -> Institution:
+        return Institution.from_api(await self._get(f"/v1/institutions/{_seg(institution_id)}"))
+
+    # ------------------------------------------------------------------ connections
+
+    async def create_connection(
+        self,
+        entity_id: str,
+        *,
+        institution_id: str | None = None,
+        portal_url: str | None = None,
+    ) -> ConnectionResult:
+        """`POST /v1/connections` (create or return): 201 a new connection, 200 an existing one.
+
+        Only `entityId`, `institutionId` and `portalUrl` are ever sent; `portal_url` goes exactly
+        as given. Retried like a read, because create-or-return makes a repeat harmless.
+        """
+        if not institution_id and not portal_url:
+            raise ValueError("a connection needs an institution_id or a portal_url")
+        body: dict[str, Any] = {"entityId": entity_id}
+        if institution_id:
+            body["institutionId"] = institution_id
+        if portal_url:
+            body["portalUrl"] = portal_url
+        response = await self._request(
+            "POST", "/v1/connections", json_body=body, retry_safe=True, expect=(200, 201)
+        )
+        return ConnectionResult(
+            connection=Connection.from_api(response.json()),
+            created=response.status_code == 201,
+        )
+
+    async def get_connection(self, connection_id: str) -> Connection:
+        return Connection.from_api(await self._get(f"/v1/connections/{_seg(connection_id)}"))
+
+    async def list_connections(
+        self,
+        *,
+        entity_id: str | None = None,
+        status: str | None = None,
+        institution_id: str | None = None,
+    ) -> list[Connection]:
+        """`GET /v1/connections`, every page."""
+        params = {"entityId": entity_id, "status": status, "institutionId": institution_id}
+        return await self._all("/v1/connections", params, Connection.from_api)
+
+    async def delete_connection(self, connection_id: str) -> None:
+        """`DELETE /v1/connections/{id}`: hard delete with accounts and transactions. Never retried
+        after the request may have arrived; callers must have the user's explicit confirmation."""
+        await self._request(
+            "DELETE",
+            f"/v1/connections/{_seg(connection_id)}",
+            retry_safe=False,
+            expect=(200, 202, 204),
+        )
+
+    async def update_credentials(
+        self,
+        connection_id: str,
+        *,
+        bank_username: str | None = None,
+        bank_customer_id: str | None = None,
+        password: str | None = None,
+    ) -> Connection:
+        """`PUT /v1/connections/{id}/credentials` with only the populated fields.
+
+        Raises `ValueError` when every field is blank: the guide says to skip the call then.
+        """
+        fields = {
+            "bankUsername": bank_username,
+            "bankCustomerId": bank_customer_id,
+            "password": password,
+        }
+        body = {k: v for k, v in fields.items() if v is not None and v.strip()}
+        if not body:
+            raise ValueError("no credential field is populated; skip the call")
+        response = await self._request(
+            "PUT",
+            f"/v1/connections/{_seg(connection_id)}/credentials",
+            json_body=body,
+            retry_safe=True,
+        )
+        return Connection.from_api(response.json())
+
+    async def complete_setup(self, connection_id: str) -> Connection:
+        """`PUT /v1/connections/{id}/setupCompletion`: the delegated user is active."""
+        response = await self._request(
+            "PUT",
+            f"/v1/connections/{_seg(connection_id)}/setupCompletion",
+            json_body={},
+            retry_safe=False,
+        )
+        return Connection.from_api(response.json())
+
+    async def sync_connection(self, connection_id: str) -> Connection | None:
+        """`PUT /v1/connections/{id}/sync`: 202 when queued. 409 (`Conflict`) in setup or while
+        syncing; 429 (`RateLimited`, see `retry_after`) during the cooldown. Never retried."""
+        response = await self._request(
+            "PUT",
+            f"/v1/connections/{_seg(connection_id)}/sync",
+            retry_safe=False,
+            expect=(200, 202),
+        )
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return None
+        return Connection.from_api(body) if isinstance(body, dict) and "id" in body else None
+
+    # ------------------------------------------------------------------ data
+
+    async def list_accounts(self, connection_id: str) -> list[Account]:
+        return await self._all("/v1/accounts", {"connectionId": connection_id}, Account.from_api)
+
+    async def list_balances(
+        self,
+        *,
+        connection_id: str | None = None,
+        account_id: str | None = None,
+        date_gte: str | None = None,
+        date_lt: str | None = None,
+    ) -> list[Balance]:
+        """`GET /v1/balances` (daily balances), every page, newest date first."""
+        params = {
+            "connectionId": connection_id,
+            "accountId": account_id,
+            "dateGte": date_gte,
+            "dateLt": date_lt,
+        }
+        return await self._all("/v1/balances", params, Balance.from_api)
+
+    async def transactions_page(
+        self,
+        *,
+        connection_id: str | None = None,
+        account_id: str | None = None,
+        cursor: str | None = None,
+        limit: int = 25,
+    ) -> Page[Transaction]:
+        """One page of `GET /v1/transactions`; pass `next_cursor` back for the next one."""
+        params = {
+            "connectionId": connection_id,
+            "accountId": account_id,
+            "cursor": cursor,
+            "limit": limit,
+        }
+        return await self._page("/v1/transactions", params, Transaction.from_api)
+
+    async def list_transactions(
+        self, *, connection_id: str | None = None, account_id: str | None = None
+    ) -> list[Transaction]:
+        params = {"connectionId": connection_id, "accountId": account_id}
+        return await self._all("/v1/transactions", params, Transaction.from_api)
+
+    # ------------------------------------------------------------------ webhooks
+
+    async def create_webhook(self, url: str, events: list[str]) -> Webhook:
+        """`POST /v1/webhooks`; the answer holds the full signing secret, this once."""
+        response = await self._request(
+            "POST",
+            "/v1/webhooks",
+            json_body={"url": url, "events": list(events)},
+            retry_safe=False,
+            expect=(200, 201),
+        )
+        body = response.json()
+        return Webhook.from_api(body.get("webhook", body))
+
+    async def list_webhooks(self) -> list[Webhook]:
+        return await self._all("/v1/webhooks", None, Webhook.from_api)
+
+
+def _seg(value: str) -> str:
+    """One path segment: ids never carry `/`, `?` or `#`, so a crafted id cannot leave `/v1`."""
+    if not value or any(c in value for c in "/?#%\\") or value in {".", ".."}:
+        raise ValueError(f"invalid Waycore id: {value!r}")
+    return value
