@@ -165,7 +165,8 @@ class Connection:
         return cls(
             id=str(data["id"]),
             entity_id=str(data.get("entityId", "")),
-            kind=str(data.get("kind") or "ready"),
+            # `kind` defaults to "ready" only on the ready schema; a setup record means setup.
+            kind=str(data.get("kind") or ("setup" if isinstance(setup, dict) else "ready")),
             status=str(data["status"]),
             institution_id=_opt_str(data, "institutionId"),
             institution_name=_opt_str(data, "institutionName"),

@@ -55,7 +55,8 @@ def _parse_header(header: str) -> tuple[int, list[str]]:
         if not sep:
             raise SignatureError("malformed signature header")
         if key == "t":
-            if not value.isdigit():
+            # ASCII digits only: str.isdigit() also accepts e.g. "²", which int() rejects.
+            if not (value.isascii() and value.isdigit()):
                 raise SignatureError("malformed signature timestamp")
             timestamp = int(value)
         elif key == "v1":
@@ -84,8 +85,10 @@ def verify(
     current = time.time() if now is None else now
     if abs(current - timestamp) > tolerance:
         raise SignatureError("signature timestamp outside the tolerance window")
-    expected = _digest(secret, timestamp, body)
-    if not any(hmac.compare_digest(expected, candidate) for candidate in signatures):
+    expected = _digest(secret, timestamp, body).encode("ascii")
+    # Compare bytes: hmac.compare_digest raises TypeError on non-ASCII str input.
+    candidates = [s.encode("utf-8", "surrogateescape") for s in signatures]
+    if not any(hmac.compare_digest(expected, candidate) for candidate in candidates):
         raise SignatureError("signature does not match")
     return timestamp
 
