@@ -62,7 +62,7 @@ def _retry_after_seconds(value: str | None, *, now: float | None = None) -> floa
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # str.isdigit() alone also accepts "²"
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -105,6 +105,44 @@ def _error_from_response(response: httpx.Response, method: str, path: str) -> Wa
         request_id=request_id,
         raw_body=raw,
     )
+
+
+def _json(response: httpx.Response, method: str, path: str) -> Any:
+    """The JSON body of a success response; `WaycoreError` if it is not JSON (e.g. a proxy page)."""
+    try:
+        return response.json()
+    except ValueError:  # json.JSONDecodeError and UnicodeDecodeError are both ValueErrors
+        raise WaycoreError(
+            f"{method} {path} -> {response.status_code}: response body is not JSON",
+            method=method,
+            path=path,
+        ) from None
+
+
+def _parse(parse: Callable[[dict[str, Any]], T], data: Any, method: str, path: str) -> T:
+    """`parse(data)`, turning a body that lacks the resource's fields into a `WaycoreError`."""
+    if isinstance(data, dict):
+        try:
+            return parse(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            problem = f"{type(exc).__name__} {exc}"
+    else:
+        problem = f"a JSON {type(data).__name__}, not an object"
+    raise WaycoreError(
+        f"{method} {path}: unexpected response body ({problem})", method=method, path=path
+    )
+
+
+def _check_path(path: str) -> None:
+    """Only a plain `/v1/...` path: no dot segments (httpx would resolve `/v1/../x` to `/x`),
+    no empty segments, no query or fragment (those travel as `params`), no backslash."""
+    segments = path.split("/")[2:]
+    if (
+        not path.startswith(API_PREFIX)
+        or any(c in path for c in "?#\\")
+        or any(seg in {"", ".", ".."} for seg in segments)
+    ):
+        raise ValueError(f"refusing a non-/v1 Waycore path: {path!r}")
 
 
 class WaycoreClient:
@@ -190,8 +228,7 @@ class WaycoreClient:
         expect: tuple[int, ...] = (200,),
     ) -> httpx.Response:
         """Send one call, retrying as the docstring of the module says; raise on error status."""
-        if not path.startswith(API_PREFIX):
-            raise ValueError(f"refusing a non-/v1 Waycore path: {path!r}")
+        _check_path(path)
         query = {k: v for k, v in (params or {}).items() if v is not None}
         attempt = 0
         while True:
@@ -216,7 +253,7 @@ class WaycoreClient:
                 raise WaycoreTimeout(
                     f"{method} {path} timed out", method=method, path=path
                 ) from None
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:  # transport errors, plus e.g. DecodingError
                 safe = retry_safe or isinstance(exc, httpx.ConnectError)
                 if safe and attempt < self.retries:
                     await self._sleep(self._backoff(attempt, None))
@@ -239,9 +276,10 @@ class WaycoreClient:
             if response.status_code in expect:
                 return response
             error = _error_from_response(response, method, path)
-            retryable = retry_safe and (
-                error.status >= 500
-                or (error.status == 429 and (error.retry_after or 0) <= self.max_retry_after)
+            retryable = (
+                retry_safe
+                and (error.status >= 500 or error.status == 429)
+                and (error.retry_after or 0) <= self.max_retry_after
             )
             if retryable and attempt < self.retries:
                 await self._sleep(self._backoff(attempt, error.retry_after))
@@ -253,17 +291,26 @@ class WaycoreClient:
 
     async def _get(self, path: str, params: Params | None = None) -> Any:
         response = await self._request("GET", path, params=params, retry_safe=True)
-        return response.json()
+        return _json(response, "GET", path)
+
+    async def _get_one(self, path: str, parse: Callable[[dict[str, Any]], T]) -> T:
+        return _parse(parse, await self._get(path), "GET", path)
 
     async def _pages(
         self, path: str, params: Params | None, parse: Callable[[dict[str, Any]], T]
     ) -> AsyncIterator[Page[T]]:
         cursor: str | None = None
+        seen: set[str] = set()
         while True:
             page = await self._page(path, {**(params or {}), "cursor": cursor}, parse)
             yield page
             if not page.has_more or not page.next_cursor:
                 return
+            if page.next_cursor in seen:  # a server handing back an old cursor would loop forever
+                raise WaycoreError(
+                    f"GET {path}: pagination cursor repeated", method="GET", path=path
+                )
+            seen.add(page.next_cursor)
             cursor = page.next_cursor
 
     async def _page(
@@ -272,11 +319,13 @@ class WaycoreClient:
         body = await self._get(path, params)
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
             raise WaycoreError(f"GET {path}: list response without data", method="GET", path=path)
-        pagination = body.get("pagination") or {}
+        pagination = body.get("pagination")
+        pagination = pagination if isinstance(pagination, dict) else {}
         next_cursor = pagination.get("nextCursor")
-        meta = body.get("meta") or {}
+        meta = body.get("meta")
+        meta = meta if isinstance(meta, dict) else {}
         return Page(
-            items=[parse(item) for item in body["data"]],
+            items=[_parse(parse, item, "GET", path) for item in body["data"]],
             next_cursor=str(next_cursor) if next_cursor else None,
             has_more=bool(pagination.get("hasMore", bool(next_cursor))),
             request_id=meta.get("requestId"),
@@ -299,7 +348,7 @@ class WaycoreClient:
         )
 
     async def get_entity(self, entity_id: str) -> Entity:
-        return Entity.from_api(await self._get(f"/v1/entities/{_seg(entity_id)}"))
+        return await self._get_one(f"/v1/entities/{_seg(entity_id)}", Entity.from_api)
 
     async def create_entity(
         self,
@@ -314,10 +363,11 @@ class WaycoreClient:
             body["name"] = name
         if metadata is not None:
             body["metadata"] = dict(metadata)
+        path = "/v1/entities"
         response = await self._request(
-            "POST", "/v1/entities", json_body=body, retry_safe=False, expect=(200, 201)
+            "POST", path, json_body=body, retry_safe=False, expect=(200, 201)
         )
-        return Entity.from_api(response.json())
+        return _parse(Entity.from_api, _json(response, "POST", path), "POST", path)
 
     # ------------------------------------------------------------------ institutions
 
@@ -329,7 +379,8 @@ class WaycoreClient:
         return page.items
 
     async def get_institution(self, institution_id: str) -> Institution:
-        return Institution.from_api(await self._get(f"/v1/institutions/{_seg(institution_id)}"))
+        path = f"/v1/institutions/{_seg(institution_id)}"
+        return await self._get_one(path, Institution.from_api)
 
     # ------------------------------------------------------------------ connections
 
@@ -352,16 +403,18 @@ class WaycoreClient:
             body["institutionId"] = institution_id
         if portal_url:
             body["portalUrl"] = portal_url
+        path = "/v1/connections"
         response = await self._request(
-            "POST", "/v1/connections", json_body=body, retry_safe=True, expect=(200, 201)
+            "POST", path, json_body=body, retry_safe=True, expect=(200, 201)
         )
         return ConnectionResult(
-            connection=Connection.from_api(response.json()),
+            connection=_parse(Connection.from_api, _json(response, "POST", path), "POST", path),
             created=response.status_code == 201,
         )
 
     async def get_connection(self, connection_id: str) -> Connection:
-        return Connection.from_api(await self._get(f"/v1/connections/{_seg(connection_id)}"))
+        path = f"/v1/connections/{_seg(connection_id)}"
+        return await self._get_one(path, Connection.from_api)
 
     async def list_connections(
         self,
@@ -404,23 +457,15 @@ class WaycoreClient:
         body = {k: v for k, v in fields.items() if v is not None and v.strip()}
         if not body:
             raise ValueError("no credential field is populated; skip the call")
-        response = await self._request(
-            "PUT",
-            f"/v1/connections/{_seg(connection_id)}/credentials",
-            json_body=body,
-            retry_safe=True,
-        )
-        return Connection.from_api(response.json())
+        path = f"/v1/connections/{_seg(connection_id)}/credentials"
+        response = await self._request("PUT", path, json_body=body, retry_safe=True)
+        return _parse(Connection.from_api, _json(response, "PUT", path), "PUT", path)
 
     async def complete_setup(self, connection_id: str) -> Connection:
         """`PUT /v1/connections/{id}/setupCompletion`: the delegated user is active."""
-        response = await self._request(
-            "PUT",
-            f"/v1/connections/{_seg(connection_id)}/setupCompletion",
-            json_body={},
-            retry_safe=False,
-        )
-        return Connection.from_api(response.json())
+        path = f"/v1/connections/{_seg(connection_id)}/setupCompletion"
+        response = await self._request("PUT", path, json_body={}, retry_safe=False)
+        return _parse(Connection.from_api, _json(response, "PUT", path), "PUT", path)
 
     async def sync_connection(self, connection_id: str) -> Connection | None:
         """`PUT /v1/connections/{id}/sync`: 202 when queued. 409 (`Conflict`) in setup or while
@@ -493,8 +538,10 @@ class WaycoreClient:
             retry_safe=False,
             expect=(200, 201),
         )
-        body = response.json()
-        return Webhook.from_api(body.get("webhook", body))
+        body = _json(response, "POST", "/v1/webhooks")
+        if isinstance(body, dict) and isinstance(body.get("webhook"), dict):
+            body = body["webhook"]
+        return _parse(Webhook.from_api, body, "POST", "/v1/webhooks")
 
     async def list_webhooks(self) -> list[Webhook]:
         return await self._all("/v1/webhooks", None, Webhook.from_api)

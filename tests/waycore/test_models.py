@@ -103,7 +103,9 @@ def test_ready_connection_parses_its_sync_fields() -> None:
         ("setup", "draft", False),
     ],
 )
-def test_is_ready_only_for_kind_ready_and_status_active(kind: str, status: str, ready: bool) -> None:
+def test_is_ready_only_for_kind_ready_and_status_active(
+    kind: str, status: str, ready: bool
+) -> None:
     conn = Connection.from_api({**READY_CONNECTION, "kind": kind, "status": status})
     assert conn.is_ready is ready
 
