@@ -1,0 +1,179 @@
+"""The app factory: routes, middleware, exception handlers and the lifespan, wired together.
+
+`create_app(settings)` builds the Starlette app; `python server.py` serves it with uvicorn on
+`HOST`:`PORT` (default 127.0.0.1:8000). With no `WAYCORE_BASE_URL` configured the lifespan starts
+the local Waycore sandbox in-process and talks to it through `httpx.ASGITransport`, so the whole
+journey works offline. The browser only ever talks to this app; only the lifespan's single
+`WaycoreClient` talks to Waycore.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from config import Settings, load_settings
+from host import DemoAuth, HostAuth
+from store import Store
+from views import auth, connections, health, wizard
+from views._deps import AppState
+from views._entities import EntityResolver
+from views._exceptions import EXCEPTION_HANDLERS
+from views._security import CSRFMiddleware, SecurityHeadersMiddleware
+from views._template_env import configure_templates
+from waycore.client import WaycoreClient
+
+ROOT = Path(__file__).resolve().parent
+log = logging.getLogger("app")
+
+#: How often expired drafts and sessions are purged while the app runs.
+PURGE_INTERVAL_SECONDS = 60 * 60
+
+
+def _waycore_client(
+    settings: Settings, transport: httpx.AsyncBaseTransport | None, sandbox_app: object | None
+) -> WaycoreClient:
+    key = settings.waycore_api_key.__str__() if settings.waycore_api_key else ""
+    if transport is not None:
+        base = settings.waycore_base_url or "https://api.waycore.test"
+        return WaycoreClient.create(base, key, transport=transport)
+    if sandbox_app is not None:
+        return WaycoreClient.create(
+            "http://waycore-sandbox",
+            key,
+            transport=httpx.ASGITransport(app=sandbox_app),  # type: ignore[arg-type]
+            timeout=settings.waycore_timeout_seconds,
+        )
+    if not key:
+        raise RuntimeError("WAYCORE_API_KEY must be set when WAYCORE_BASE_URL is set")
+    assert settings.waycore_base_url is not None
+    return WaycoreClient.create(
+        settings.waycore_base_url, key, timeout=settings.waycore_timeout_seconds
+    )
+
+
+async def _purge_periodically(store: Store) -> None:
+    while True:
+        await asyncio.sleep(PURGE_INTERVAL_SECONDS)
+        removed = await store.purge_expired()
+        if removed:
+            log.info("purged %d expired draft(s)", removed)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    auth_backend: HostAuth | None = None,
+    waycore_transport: httpx.AsyncBaseTransport | None = None,
+) -> Starlette:
+    """Build the app. `auth_backend` is the host's authentication (default: demo sign-in);
+    `waycore_transport` replaces the network to Waycore (tests)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
+        async with contextlib.AsyncExitStack() as stack:
+            store = await Store.open(settings.database_path, draft_ttl_days=settings.draft_ttl_days)
+            stack.push_async_callback(store.close)
+            await store.purge_expired()
+            effective = settings
+            sandbox_app = None
+            if waycore_transport is None and settings.uses_embedded_sandbox:
+                from dataclasses import replace
+
+                from starlette.datastructures import Secret
+
+                from waycore.sandbox import Sandbox, SandboxConfig
+
+                key = str(settings.waycore_api_key or "") or (
+                    "way_test_local_" + secrets.token_urlsafe(24)
+                )
+                effective = replace(settings, waycore_api_key=Secret(key))
+                sandbox = Sandbox(
+                    SandboxConfig(
+                        api_key=key,
+                        database=settings.sandbox_database,
+                        activation_seconds=settings.sandbox_activation_seconds,
+                        seed=settings.sandbox_seed,
+                    )
+                )
+                await stack.enter_async_context(sandbox)
+                app.state.sandbox = sandbox
+                sandbox_app = sandbox.app
+            client = _waycore_client(effective, waycore_transport, sandbox_app)
+            stack.push_async_callback(client.aclose)
+            resolver = EntityResolver(store, client)
+            stack.push_async_callback(resolver.aclose)
+            purger = asyncio.create_task(_purge_periodically(store))
+            stack.callback(purger.cancel)
+            app.state.store = store
+            yield AppState(
+                settings=settings,
+                store=store,
+                waycore=client,
+                auth=auth_backend or DemoAuth(store),
+                entities=resolver,
+            )
+
+    templates = configure_templates(Jinja2Templates(directory=ROOT / "templates"), settings)
+    routes = [
+        *health.routes,
+        *auth.routes,
+        # The wizard's fixed paths (/connections/new ...) before /connections/{connection_id}.
+        *wizard.routes,
+        *connections.routes,
+        Mount("/static", StaticFiles(directory=ROOT / "static"), name="static"),
+    ]
+    middleware = [
+        Middleware(SecurityHeadersMiddleware),
+        Middleware(
+            SessionMiddleware,
+            secret_key=settings.secret_key,
+            session_cookie="onboarding_session",
+            max_age=settings.session_max_age_seconds,
+            same_site="lax",
+            https_only=settings.session_https_only,
+        ),
+        Middleware(CSRFMiddleware),
+    ]
+    app = Starlette(
+        debug=settings.debug,
+        routes=routes,
+        middleware=middleware,
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
+    app.state.templates = templates
+    app.state.settings = settings
+    return app
+
+
+def main() -> None:
+    import uvicorn
+
+    settings = load_settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        # Activation polls every 5 s: keep connections open longer than that between polls.
+        timeout_keep_alive=30,
+        proxy_headers=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+/* The app's only script, kept small: copy buttons, arrow-key navigation of bank suggestions,
+   focus after page swaps. Everything works without it; it only adds comfort. No eval, no inline
+   handlers (the CSP forbids them). */
+(function () {
+  "use strict";
+
+  function copyText(text, button) {
+    function done(ok) {
+      var original = button.getAttribute("data-label") || button.textContent;
+      button.setAttribute("data-label", original);
+      button.textContent = ok ? "Copied" : "Press Ctrl+C";
+      button.classList.toggle("copied", ok);
+      window.setTimeout(function () {
+        button.textContent = original;
+        button.classList.remove("copied");
+      }, 1800);
+    }
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(function () { done(true); }, function () { fallback(); });
+    } else {
+      fallback();
+    }
+    function fallback() {
+      var area = document.createElement("textarea");
+      area.value = text;
+      area.setAttribute("readonly", "");
+      area.className = "copy-buffer";
+      document.body.appendChild(area);
+      area.select();
+      var ok = false;
+      try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+      document.body.removeChild(area);
+      done(ok);
+    }
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("button.copy");
+    if (!button) return;
+    var source = document.getElementById(button.getAttribute("data-copy-target"));
+    if (source) copyText(source.textContent.trim(), button);
+  });
+
+  // Suggestions: ArrowDown from the search box enters the list; arrows move; Escape goes back.
+  document.addEventListener("keydown", function (event) {
+    var input = document.getElementById("institution-search");
+    if (!input) return;
+    var options = Array.prototype.slice.call(document.querySelectorAll("#institution-results .option"));
+    if (!options.length) return;
+    var index = options.indexOf(document.activeElement);
+    if (event.target === input && event.key === "ArrowDown") {
+      event.preventDefault();
+      options[0].focus();
+    } else if (index >= 0 && event.key === "ArrowDown") {
+      event.preventDefault();
+      options[Math.min(index + 1, options.length - 1)].focus();
+    } else if (index >= 0 && event.key === "ArrowUp") {
+      event.preventDefault();
+      if (index === 0) input.focus(); else options[index - 1].focus();
+    } else if (index >= 0 && event.key === "Escape") {
+      event.preventDefault();
+      input.focus();
+    }
+  });
+
+  document.addEventListener("focusin", function (event) {
+    if (!event.target.classList || !event.target.classList.contains("option")) return;
+    document.querySelectorAll("#institution-results .option").forEach(function (option) {
+      option.setAttribute("aria-selected", option === event.target ? "true" : "false");
+    });
+  });
+
+  // After a step replaces <main>, move focus to its heading so keyboard and screen-reader users
+  // start at the top of the new step.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.detail && event.detail.target && event.detail.target.id === "main") {
+      var heading = document.querySelector("#main h1");
+      if (heading) heading.focus({ preventScroll: false });
+      window.scrollTo(0, 0);
+    }
+  });
+})();

@@ -1,0 +1,145 @@
+"""Request-level protections: CSRF on every state-changing request, and security headers.
+
+CSRF is layered (see STYLE.md): the session cookie is `SameSite=Lax` and HttpOnly; every non-GET
+request from another site is refused by `Sec-Fetch-Site`/`Origin`; and it must carry the token
+bound to the session, as the `X-CSRF-Token` header (htmx sends it through `hx-headers` on
+`<body>`) or as the `csrf_token` field of a plain form (the no-JavaScript path). The webhook
+receiver is exempt: Waycore signs its deliveries instead.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Iterable
+from urllib.parse import parse_qs, urlsplit
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.responses import HTMLResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+CSRF_SESSION_KEY = "csrf"
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_FORM_BYTES = 1024 * 1024
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+def csrf_token(session: dict[str, object]) -> str:
+    """The session's CSRF token, created on first use."""
+    token = session.get(CSRF_SESSION_KEY)
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        session[CSRF_SESSION_KEY] = token
+    return token
+
+
+def _forbidden(reason: str) -> HTMLResponse:
+    body = (
+        "<!doctype html><html lang=en><meta charset=utf-8><title>Request refused</title>"
+        '<main id="main"><h1>This request was refused</h1>'
+        f"<p>{reason} Reload the page and try again.</p></main></html>"
+    )
+    return HTMLResponse(body, status_code=403, headers={"Cache-Control": "no-store"})
+
+
+class CSRFMiddleware:
+    """Refuse cross-site or token-less state-changing requests (403) before any view runs."""
+
+    def __init__(self, app: ASGIApp, *, exempt_paths: Iterable[str] = ()) -> None:
+        self.app = app
+        self.exempt_paths = frozenset(exempt_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        expected = csrf_token(scope["session"])
+        if scope["method"] in SAFE_METHODS or scope["path"] in self.exempt_paths:
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        fetch_site = headers.get("sec-fetch-site")
+        origin = headers.get("origin")
+        if fetch_site not in (None, "same-origin", "none") or (
+            origin is not None and urlsplit(origin).netloc != headers.get("host")
+        ):
+            await _forbidden("It did not come from this site.")(scope, receive, send)
+            return
+        sent = headers.get(CSRF_HEADER)
+        if sent is None and headers.get("content-type", "").startswith(
+            "application/x-www-form-urlencoded"
+        ):
+            body, receive = await _buffer(receive)
+            if body is None:
+                await HTMLResponse("Form too large", status_code=413)(scope, receive, send)
+                return
+            values = parse_qs(body.decode("latin-1")).get(CSRF_FIELD)
+            sent = values[0] if values else None
+        if not sent or not hmac.compare_digest(sent.encode(), expected.encode()):
+            await _forbidden("The page it came from has expired.")(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+async def _buffer(receive: Receive) -> tuple[bytes | None, Receive]:
+    """Read the whole request body (None if larger than `MAX_FORM_BYTES`) and a `receive` that
+    replays it for the view."""
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_FORM_BYTES:
+            return None, receive
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    body = b"".join(chunks)
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return body, replay
+
+
+class SecurityHeadersMiddleware:
+    """Add the CSP and related headers to every HTTP response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

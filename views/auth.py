@@ -1,0 +1,66 @@
+"""Demo sign-in and sign-out (`/signin`, `/signout`).
+
+In demo mode the sign-in page lists the seeded host customers and their users. Signing in
+starts a fresh server-side session (a new id and a new CSRF token, so nothing from before
+sign-in carries over); signing out deletes that session row, so the old cookie is worthless even
+if replayed. A host with its own authentication turns demo mode off and passes its `HostAuth`.
+"""
+
+from __future__ import annotations
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from host import DEMO_DIRECTORY, SESSION_ID_KEY
+from views import _deps
+from views._render import render
+from views._security import csrf_token
+
+
+async def signin_page(request: Request) -> Response:
+    if not _deps.settings(request).demo_mode:
+        raise HTTPException(404)
+    user = await _deps.current_user(request)
+    return render(request, "signin.html", {"tenants": DEMO_DIRECTORY.tenants(), "signed_in": user})
+
+
+async def signin(request: Request) -> Response:
+    settings = _deps.settings(request)
+    if not settings.demo_mode:
+        raise HTTPException(404)
+    form = await request.form()
+    user = DEMO_DIRECTORY.get(str(form.get("user_id", "")))
+    if user is None:
+        context = {"tenants": DEMO_DIRECTORY.tenants(), "error": "Choose a user to sign in as."}
+        return render(request, "signin.html", context, status=422)
+    store = _deps.store(request)
+    old_sid = request.session.get(SESSION_ID_KEY)
+    if isinstance(old_sid, str):
+        await store.delete_session(old_sid)
+    request.session.clear()
+    sid = await store.create_session(user.id, user.tenant.id, settings.session_max_age_seconds)
+    request.session[SESSION_ID_KEY] = sid
+    csrf_token(request.session)
+    return RedirectResponse("/connections", status_code=303)
+
+
+async def signout(request: Request) -> Response:
+    sid = request.session.get(SESSION_ID_KEY)
+    if isinstance(sid, str):
+        await _deps.store(request).delete_session(sid)
+    request.session.clear()
+    return RedirectResponse("/signin", status_code=303)
+
+
+async def home(request: Request) -> Response:
+    return RedirectResponse("/connections", status_code=303)
+
+
+routes = [
+    Route("/", home, methods=["GET"]),
+    Route("/signin", signin_page, methods=["GET"]),
+    Route("/signin", signin, methods=["POST"]),
+    Route("/signout", signout, methods=["POST"]),
+]
