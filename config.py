@@ -90,9 +90,7 @@ def load_settings(env_file: str | Path | None = ROOT / ".env") -> Settings:
         waycore_base_url=base_url.rstrip("/") if base_url else None,
         waycore_api_key=api_key if api_key and str(api_key) else None,
         waycore_timeout_seconds=config("WAYCORE_TIMEOUT_SECONDS", cast=float, default=10.0),
-        sandbox_database=config(
-            "SANDBOX_DATABASE", default=str(ROOT / "var" / "sandbox.sqlite3")
-        ),
+        sandbox_database=config("SANDBOX_DATABASE", default=str(ROOT / "var" / "sandbox.sqlite3")),
         sandbox_activation_seconds=config("SANDBOX_ACTIVATION_SECONDS", cast=float, default=8.0),
         sandbox_seed=config("SANDBOX_SEED", cast=int, default=7),
         session_https_only=config("SESSION_HTTPS_ONLY", cast=bool, default=False),

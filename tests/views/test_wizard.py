@@ -1,0 +1,437 @@
+"""The wizard steps on parsed HTML, and what each step sent to Waycore (the sandbox's record)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support import (
+    Browser,
+    SandboxHandle,
+    connection_id_from,
+    finish,
+    soup,
+    start_listed,
+    start_unlisted,
+    text_of,
+)
+
+# ---------------------------------------------------------------------------- connection details
+
+
+def test_new_connection_page_has_search_and_unlisted_form_but_no_entity_selector(
+    alice: Browser,
+) -> None:
+    page = soup(alice.get("/connections/new"))
+    search = page.select_one("input#institution-search")
+    assert search is not None
+    assert search["hx-get"] == "/connections/institutions"
+    assert "delay:" in search["hx-trigger"]  # debounced search as you type
+    assert page.select_one("details.unlisted input[name=bank_name]") is not None
+    assert page.select_one("details.unlisted input[name=portal_url]") is not None
+    html = str(page).lower()
+    assert "entityid" not in html and "entity_id" not in html
+    assert (
+        page.select_one("[aria-current=step]").get_text(strip=True).endswith("Connection details")
+    )
+
+
+def test_search_fragment_shows_name_and_portal_domain_and_keeps_typed_text(
+    alice: Browser,
+) -> None:
+    response = alice.get(
+        "/connections/institutions?q=CHAS", htmx=True, target="institution-results"
+    )
+    assert response.status_code == 200
+    assert "<html" not in response.text
+    assert "HX-Request" in response.headers["vary"]
+    fragment = soup(response)
+    root = fragment.find(True)
+    assert root["id"] == "institution-results"
+    option = fragment.select_one("button.option[value=chase]")
+    assert option is not None
+    assert "JPMorgan Chase" in option.select_one(".option-name").get_text()
+    assert option.select_one(".option-domain").get_text(strip=True) == "secure.chase.com"
+    assert fragment.select_one("input[name=q]")["value"] == "CHAS"
+
+
+def test_an_exact_match_is_never_auto_selected(alice: Browser, sandbox: SandboxHandle) -> None:
+    page = soup(alice.get("/connections/new?q=chase"))
+    assert page.select("button.option")  # offered ...
+    assert page.select_one("form input[name=mode][value=listed]") is None  # ... not chosen
+    assert page.select_one("#institution-search")["value"] == "chase"
+    assert not sandbox.calls("POST", "/v1/connections")
+
+
+def test_search_without_matches_explains_what_to_do(alice: Browser) -> None:
+    response = alice.get(
+        "/connections/institutions?q=zzqqxx", htmx=True, target="institution-results"
+    )
+    assert "isn’t listed" in text_of(response, ".empty")
+
+
+def test_choosing_a_bank_starts_a_draft_with_the_canonical_portal_by_default(
+    alice: Browser, sandbox: SandboxHandle
+) -> None:
+    response = alice.post("/connections/drafts", {"institution_id": "chase", "q": "chas"})
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/connections/drafts/drf_")
+    page = soup(alice.get(response.headers["location"]))
+    radios = page.select("input[type=radio][name=portal_url]")
+    assert [r["value"] for r in radios][0] == "https://secure.chase.com/web/auth/dashboard"
+    assert len(radios) > 1  # additionalPortalUrls are offered
+    assert radios[0].has_attr("checked")
+    assert page.select_one("#selected-bank-title").get_text(strip=True) == "JPMorgan Chase"
+    assert not sandbox.calls("POST", "/v1/connections")
+
+
+def test_htmx_choice_navigates_with_hx_location(alice: Browser) -> None:
+    response = alice.post("/connections/drafts", {"institution_id": "chase"}, htmx=True)
+    assert response.status_code == 200
+    assert '"path": "/connections/drafts/drf_' in response.headers["hx-location"]
+
+
+def test_continue_with_an_additional_portal_sends_it_with_the_institution(
+    alice: Browser, sandbox: SandboxHandle
+) -> None:
+    connection_id = start_listed(alice, "chase", portal_url="https://access.jpmorgan.com/")
+    (create,) = sandbox.calls("POST", "/v1/connections")
+    assert create.body["institutionId"] == "chase"
+    assert create.body["portalUrl"] == "https://access.jpmorgan.com/"
+    assert set(create.body) == {"entityId", "institutionId", "portalUrl"}
+    assert create.status == 201
+    assert connection_id.startswith("conn_")
+
+
+def test_continue_with_a_single_portal_bank_sends_the_institution_id_only(
+    alice: Browser, sandbox: SandboxHandle
+) -> None:
+    start_listed(alice, "apple_bank")
+    (create,) = sandbox.calls("POST", "/v1/connections")
+    assert set(create.body) == {"entityId", "institutionId"}
+
+
+def test_a_portal_outside_the_institutions_list_is_refused(
+    alice: Browser, sandbox: SandboxHandle
+) -> None:
+    draft = alice.post("/connections/drafts", {"institution_id": "chase"}).headers["location"]
+    response = alice.post(
+        "/connections/continue",
+        {"draft_id": draft.split("/")[-1], "mode": "listed", "portal_url": "https://evil.example"},
+    )
+    assert response.status_code == 422
+    assert "Choose one of the sign-in portals" in text_of(response, "#portal-error")
+    assert not sandbox.calls("POST", "/v1/connections")
+
+
+def test_a_second_continue_returns_the_existing_connection_instead_of_a_duplicate(
+    alice: Browser, bob: Browser, sandbox: SandboxHandle
+) -> None:
+    first = start_listed(alice, "customers_bank")
+    second = start_listed(bob, "customers_bank")  # same tenant, another user and device
+    assert first == second
+    assert [c.status for c in sandbox.calls("POST", "/v1/connections")] == [201, 200]
+    page = soup(bob.get(f"/connections/{second}/delegated-user"))
+    assert "already had a connection" in page.select_one(".alert-success").get_text()
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("", "Enter the web address"),
+        ("http://online.examplebank.com/login", "must use HTTPS"),
+        ("online.examplebank.com/login", "starting with https://"),
+        ("https://", "must include your bank’s domain"),
+        ("https://intranet/login", "must include your bank’s domain"),
+        ("https://online.example bank.com", "must not contain spaces"),
+        ("https://user:pw@online.examplebank.com", "must not contain a username or password"),
+        ("https://[::1", "not a valid web address"),
+    ],
+)
+def test_unlisted_bank_with_a_bad_portal_url_gets_a_clear_message(
+    alice: Browser, sandbox: SandboxHandle, typed: str, message: str
+) -> None:
+    response = alice.post(
+        "/connections/continue",
+        {"mode": "unlisted", "bank_name": "Example Bank", "portal_url": typed},
+        htmx=True,
+    )
+    assert response.status_code == 422
+    assert message in text_of(response, "#portal-url-error")
+    page = soup(response)
+    assert page.select_one("#portal-url")["value"] == typed  # what was typed is kept
+    assert page.select_one("#portal-url")["aria-invalid"] == "true"
+    assert not sandbox.calls("POST", "/v1/connections")
+
+
+def test_unlisted_bank_needs_a_name(alice: Browser) -> None:
+    response = alice.post(
+        "/connections/continue",
+        {"mode": "unlisted", "bank_name": " ", "portal_url": "https://online.example.com"},
+    )
+    assert response.status_code == 422
+    assert "Enter your bank’s name" in text_of(response, "#bank-name-error")
+
+
+def test_unlisted_bank_sends_the_portal_url_exactly_as_typed_and_never_the_name(
+    alice: Browser, sandbox: SandboxHandle
+) -> None:
+    url = "https://online.fjordbank.example/corp/Login.aspx?lang=en&segment=business#start"
+    connection_id = start_unlisted(alice, "Fjord Savings Bank", url)
+    (create,) = sandbox.calls("POST", "/v1/connections")
+    assert create.body["portalUrl"] == url
+    assert set(create.body) == {"entityId", "portalUrl"}
+    for recorded in sandbox.requests:
+        assert "Fjord Savings Bank" not in str(recorded.body)
+        assert "requestedInstitutionName" not in str(recorded.body)
+    # the name is kept for our own UI
+    page = soup(alice.get(f"/connections/{connection_id}/delegated-user"))
+    assert "Fjord Savings Bank" in page.select_one("h1").get_text()
+
+
+def test_unlisted_portal_of_a_supported_bank_is_blocked_until_it_is_selected(
+    alice: Browser, sandbox: SandboxHandle
+) -> None:
+    response = alice.post(
+        "/connections/continue",
+        {
+            "mode": "unlisted",
+            "bank_name": "My Chase",
+            "portal_url": "https://secure.chase.com/web/auth/dashboard",
+        },
+    )
+    assert response.status_code == 422
+    suggestion = soup(response).select_one("button.option[name=institution_id]")
+    assert suggestion is not None and suggestion["value"] == "chase"
+    assert not sandbox.calls("POST", "/v1/connections")
+
+
+def test_discarding_a_draft_before_a_connection_makes_no_waycore_call(
+    alice: Browser, sandbox: SandboxHandle
+) -> None:
+    location = alice.post("/connections/drafts", {"institution_id": "chase"}).headers["location"]
+    draft_id = location.split("/")[-1]
+    sandbox.clear()
+    response = alice.post(f"/connections/drafts/{draft_id}/discard")
+    assert response.status_code == 303
+    assert sandbox.requests == []
+    assert alice.get(f"/connections/drafts/{draft_id}").status_code == 404
+
+
+def test_a_draft_resumes_on_another_device_of_the_same_tenant(alice: Browser, bob: Browser) -> None:
+    location = alice.post("/connections/drafts", {"institution_id": "apple_bank"}).headers[
+        "location"
+    ]
+    listing = soup(bob.get("/connections"))
+    resume = listing.select_one("[data-draft-id] a.row-action")
+    assert resume["href"] == location
+    page = soup(bob.get(resume["href"]))
+    assert page.select_one("#selected-bank-title").get_text(strip=True) == "Apple Bank"
+
+
+# ---------------------------------------------------------------------------- delegated user
+
+
+def test_delegated_user_step_renders_the_setup_instructions_with_copy_buttons(
+    alice: Browser, sandbox: SandboxHandle
+) -> None:
+    connection_id = start_listed(alice, "customers_bank")
+    (create,) = sandbox.calls("POST", "/v1/connections")
+    _, connection = sandbox.control("GET", f"/v1/connections/{connection_id}")
+    instructions = connection["setup"]["instructions"]
+    page = soup(alice.get(f"/connections/{connection_id}/delegated-user"))
+    values = {
+        row["data-field"]: row.select_one(".copy-value").get_text(strip=True)
+        for row in page.select(".copy-row")
+    }
+    assert values == {
+        "first-name": instructions["firstName"],
+        "last-name": instructions["lastName"],
+        "address": instructions["address"],
+        "username": instructions["username"],
+        "phone-number": instructions["phoneNumber"],
+        "email": instructions["email"],
+    }
+    for row in page.select(".copy-row"):
+        button = row.select_one("button.copy")
+        assert button["data-copy-target"] == row.select_one(".copy-value")["id"]
+        assert button["type"] == "button"
+    text = page.get_text(" ")
+    assert "read-only" in text
+    assert "SMS, phone call or email one-time codes" in text
+    assert "Authenticator apps" in text
+    assert "hardware tokens are not supported" in text
+    # Waycore supplied an exact guide for this institution: that one, nothing guessed.
+    assert page.select_one("a.guide-link")["href"] == (
+        "https://docs.waycore.com/user-setup/customers_bank"
+    )
+    assert page.select_one("[aria-current=step]").get_text(strip=True).endswith("Delegated user")
+
+
+def test_delegated_user_guide_falls_back_to_the_general_page(alice: Browser) -> None:
+    connection_id = start_listed(alice, "chase")
+    page = soup(alice.get(f"/connections/{connection_id}/delegated-user"))
+    assert page.select_one("a.guide-link")["href"] == "https://docs.waycore.com/user-setup"
+
+
+def test_unlisted_bank_links_the_general_guide(alice: Browser) -> None:
+    connection_id = start_unlisted(alice, "Tiny Bank", "https://ebank.tinybank.example/login")
+    page = soup(alice.get(f"/connections/{connection_id}/delegated-user"))
+    assert page.select_one("a.guide-link")["href"] == "https://docs.waycore.com/user-setup"
+
+
+# ---------------------------------------------------------------------------- finish setup
+
+
+def test_finish_step_has_optional_fields_and_required_confirmations(alice: Browser) -> None:
+    connection_id = start_listed(alice, "chase")
+    page = soup(alice.get(f"/connections/{connection_id}/finish"))
+    form = page.select_one(f"form[action='/connections/{connection_id}/finish']")
+    assert {i["name"] for i in form.select("input:not([type=hidden])")} == {
+        "bank_username",
+        "bank_customer_id",
+        "password",
+        "confirm_active",
+        "accept_terms",
+    }
+    assert form.select_one("input[name=password]")["type"] == "password"
+    terms = form.select_one("label[for=accept-terms] a")
+    assert terms["href"] == "https://docs.waycore.com/legal/terms-of-use"
+
+
+def test_finish_requires_both_confirmations_and_calls_nothing_without_them(
+    alice: Browser, sandbox: SandboxHandle
+) -> None:
+    connection_id = start_listed(alice, "chase")
+    sandbox.clear()
+    response = alice.post(
+        f"/connections/{connection_id}/finish", {"bank_username": "ops-user"}, htmx=True
+    )
+    assert response.status_code == 422
+    page = soup(response)
+    assert page.select_one("#confirm-active-error") is not None
+    assert page.select_one("#accept-terms-error") is not None
+    assert page.select_one("#bank-username")["value"] == "ops-user"
+    assert not sandbox.calls("PUT")
+
+
+def test_finish_with_blank_fields_skips_credentials_and_completes_setup(
+    alice: Browser, sandbox: SandboxHandle
+) -> None:
+    connection_id = start_listed(alice, "chase")
+    sandbox.clear()
+    response = finish(alice, connection_id, bank_username="  ", bank_customer_id="", password="")
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/connections/{connection_id}/activation"
+    assert [(c.method, c.path) for c in sandbox.calls("PUT")] == [
+        ("PUT", f"/v1/connections/{connection_id}/setupCompletion")
+    ]
+
+
+def test_finish_sends_only_the_populated_fields_then_completes(
+    alice: Browser, sandbox: SandboxHandle
+) -> None:
+    connection_id = start_listed(alice, "chase")
+    sandbox.clear()
+    finish(alice, connection_id, bank_customer_id="CUST-7781", password="")
+    puts = sandbox.calls("PUT")
+    assert [c.path.rsplit("/", 1)[-1] for c in puts] == ["credentials", "setupCompletion"]
+    assert puts[0].body == {"bankCustomerId": "CUST-7781"}
+
+
+def test_a_double_finish_goes_to_activation_instead_of_failing(
+    alice: Browser, sandbox: SandboxHandle
+) -> None:
+    connection_id = start_listed(alice, "chase")
+    finish(alice, connection_id)
+    response = finish(alice, connection_id)
+    assert response.headers["location"] == f"/connections/{connection_id}/activation"
+
+
+# ---------------------------------------------------------------------------- activation
+
+
+def test_activation_polls_every_5_seconds_then_moves_to_the_connection(
+    alice: Browser, sandbox: SandboxHandle
+) -> None:
+    location = alice.post("/connections/drafts", {"institution_id": "chase"}).headers["location"]
+    draft_id = location.split("/")[-1]
+    connection_id = connection_id_from(
+        alice.post("/connections/continue", {"draft_id": draft_id, "mode": "listed"})
+    )
+    finish(alice, connection_id)
+    page = soup(alice.get(f"/connections/{connection_id}/activation"))
+    assert "Waycore is finalizing activation and will start the first sync automatically." in (
+        page.select_one("main").get_text(" ")
+    )
+    status = page.select_one("#activation-status")
+    assert status["hx-get"] == f"/connections/{connection_id}/activation/status"
+    assert status["hx-swap"] == "outerHTML" and status["hx-target"] == "this"
+    first_delay = float(status["hx-trigger"].split("delay:")[1].rstrip("s"))
+    assert 0 < first_delay <= 5  # the first poll is jittered, never later than 5 s
+
+    polled = alice.get(
+        f"/connections/{connection_id}/activation/status", htmx=True, target="activation-status"
+    )
+    fragment = soup(polled)
+    assert fragment.find(True)["id"] == "activation-status"
+    assert fragment.find(True)["hx-trigger"] == "load delay:5s"
+    assert text_of(polled, ".badge") == "Activating"
+
+    sandbox.advance(31)
+    done = alice.get(
+        f"/connections/{connection_id}/activation/status", htmx=True, target="activation-status"
+    )
+    assert done.headers["hx-location"] == (
+        f'{{"path": "/connections/{connection_id}", "target": "#main"}}'
+    )
+    assert alice.get(f"/connections/drafts/{draft_id}").status_code == 404  # draft cleared
+
+
+@pytest.mark.parametrize(
+    ("institution_id", "label", "kind"),
+    [
+        ("scenario_reauth_required", "Reauthentication required", "recoverable"),
+        ("scenario_errored", "Error", "recoverable"),
+        ("scenario_invalid_config", "Needs correction", "recoverable"),
+        ("scenario_paused", "Paused", "terminal"),
+        ("scenario_revoked", "Revoked", "terminal"),
+    ],
+)
+def test_activation_outcomes_stop_polling_and_say_what_to_do(
+    alice: Browser, sandbox: SandboxHandle, institution_id: str, label: str, kind: str
+) -> None:
+    connection_id = start_listed(alice, institution_id)
+    finish(alice, connection_id)
+    sandbox.advance(31)
+    response = alice.get(
+        f"/connections/{connection_id}/activation/status", htmx=True, target="activation-status"
+    )
+    status = soup(response).select_one("#activation-status")
+    assert status is not None, response.text
+    assert not status.has_attr("hx-trigger")  # polling stops here
+    assert f"activation-{kind}" in status["class"]
+    assert status.select_one(".badge").get_text(strip=True) == label
+    assert connection_id in status.select_one(".reference").get_text()
+    if institution_id == "scenario_invalid_config":
+        assert "portal URL" in status.get_text()
+        assert status.select_one("a.button[href='/connections/new']") is not None
+
+
+def test_unlisted_scenario_portal_ends_in_its_status(
+    alice: Browser, sandbox: SandboxHandle
+) -> None:
+    connection_id = start_unlisted(alice, "Scenario Bank", "https://revoked.scenario.test/x")
+    finish(alice, connection_id)
+    sandbox.advance(31)
+    page = soup(alice.get(f"/connections/{connection_id}/activation/status", htmx=True))
+    assert page.select_one("#activation-status .badge").get_text(strip=True) == "Revoked"
+
+
+def test_slow_activation_keeps_polling(alice: Browser, sandbox: SandboxHandle) -> None:
+    connection_id = start_listed(alice, "scenario_slow")
+    finish(alice, connection_id)
+    sandbox.advance(120)
+    response = alice.get(
+        f"/connections/{connection_id}/activation/status", htmx=True, target="activation-status"
+    )
+    assert soup(response).select_one("#activation-status")["hx-trigger"] == "load delay:5s"
