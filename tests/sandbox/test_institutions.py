@@ -94,4 +94,12 @@ async def test_unknown_institution_is_404(client: httpx.AsyncClient) -> None:
 async def test_scenario_names(client: httpx.AsyncClient) -> None:
     got = (await client.get("/v1/institutions/scenario_reauth_required")).json()
     assert got["name"] == "Sandbox Scenario: Reauthentication Required"
-    assert got["canonicalPortalUrl"] == "https://reauth-required.scenario.test/login"
+    assert got["canonicalPortalUrl"] == "https://reauth-required.scenario-bank.test/login"
+
+
+@pytest.mark.parametrize("host", ["revoked.scenario.test", "paused.scenario.test"])
+async def test_portal_only_scenario_hosts_match_no_institution(
+    client: httpx.AsyncClient, host: str
+) -> None:
+    assert await _ids(client, f"https://{host}/x") == []
+    assert await _ids(client, host) == []

@@ -127,7 +127,7 @@ SCENARIOS = [
 
 
 @pytest.mark.parametrize(("institution", "host", "kind", "status"), SCENARIOS)
-@pytest.mark.parametrize("by", ["institution", "portal"])
+@pytest.mark.parametrize("by", ["institution", "portal", "catalog portal"])
 async def test_scenarios(
     client: httpx.AsyncClient,
     sandbox: Sandbox,
@@ -137,11 +137,12 @@ async def test_scenarios(
     status: str,
     by: str,
 ) -> None:
-    body = (
-        {"institutionId": institution}
-        if by == "institution"
-        else {"portalUrl": f"https://{host}/x"}
-    )
+    body: dict[str, str] = {"institutionId": institution}
+    if by == "portal":
+        body = {"portalUrl": f"https://{host}/x"}
+    elif by == "catalog portal":
+        catalog = (await client.get(f"/v1/institutions/{institution}")).json()
+        body["portalUrl"] = catalog["canonicalPortalUrl"]
     conn = await activate(client, sandbox, **body)
     assert (conn["kind"], conn["status"]) == (kind, status)
     if status in ("errored", "invalidConfig", "reauthRequired"):

@@ -68,7 +68,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = "not_found" if exc.status_code == 404 else "invalid_request"
     message = "No such endpoint." if exc.status_code == 404 else str(exc.detail)
-    return error_response(request_id(request), exc.status_code, code, message, exc.headers)
+    headers = dict(exc.headers) if exc.headers else None
+    return error_response(request_id(request), exc.status_code, code, message, headers)
 
 
 class _Pipeline:
@@ -251,12 +252,12 @@ class Sandbox:
                 fault = None
             if fault is not None:
                 headers = {"Retry-After": str(fault.retry_after)} if fault.status == 429 else None
-                message = (
+                text = (
                     "Too many requests (injected by the sandbox)."
                     if fault.code == "rate_limited"
                     else "Injected failure (sandbox fault)."
                 )
-                response = error_response(rid, fault.status, fault.code, message, headers)
+                response = error_response(rid, fault.status, fault.code, text, headers)
                 await response(scope, replay, send_with_id)
             else:
                 await app(scope, replay, send_with_id)
@@ -267,7 +268,12 @@ class Sandbox:
                     RecordedRequest(
                         method=str(scope["method"]),
                         path=path,
-                        query=dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"))),
+                        query=dict(
+                            parse_qsl(
+                                scope.get("query_string", b"").decode("latin-1"),
+                                keep_blank_values=True,
+                            )
+                        ),
                         status=status,
                         body=_recorded_body(body),
                         request_id=rid,

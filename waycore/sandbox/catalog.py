@@ -93,6 +93,19 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
 )
 
+
+def host_of(url: str) -> str:
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+def scenario_portal(scenario: Scenario) -> str:
+    """The catalog portal of a scenario institution (not the portal-only scenario host)."""
+    return f"https://{scenario.host.replace('.scenario.test', '.scenario-bank.test')}/login"
+
+
 _I = Institution
 INSTITUTIONS: tuple[Institution, ...] = (
     # United States
@@ -299,23 +312,20 @@ INSTITUTIONS: tuple[Institution, ...] = (
         ("https://www.365online.com/", "https://businessonline-boi.com/"),
     ),
     _I("revolut_business", "Revolut Business", "LT", ("https://business.revolut.com/signin",)),
-    # Sandbox scenarios
-    *(_I(s.institution_id, s.name, "US", (f"https://{s.host}/login",)) for s in SCENARIOS),
+    # Sandbox scenarios: their portals are on a domain of their own, so that the portal-only
+    # scenario hosts (`*.scenario.test`) match no catalog entry in a search.
+    *(_I(s.institution_id, s.name, "US", (scenario_portal(s),)) for s in SCENARIOS),
 )
 
 BY_ID: dict[str, Institution] = {i.institution_id: i for i in INSTITUTIONS}
-_SCENARIO_BY_HOST = {s.host: s for s in SCENARIOS}
+_SCENARIO_BY_HOST = {
+    **{s.host: s for s in SCENARIOS},
+    **{host_of(scenario_portal(s)): s for s in SCENARIOS},
+}
 _SCENARIO_BY_INSTITUTION = {s.institution_id: s for s in SCENARIOS}
 
 #: Two-label public suffixes, enough for the catalog's countries.
 _SUFFIXES = {"co.uk", "org.uk", "ac.uk", "com.au", "co.nz", "gc.ca"}
-
-
-def host_of(url: str) -> str:
-    try:
-        return (urlsplit(url).hostname or "").lower()
-    except ValueError:
-        return ""
 
 
 def registrable_domain(host: str) -> str:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import secrets
 import time
 import uuid
+from datetime import date, timedelta
 from typing import Any
 
 from . import catalog
@@ -75,8 +77,6 @@ class Engine:
         """Create the default organization entity on a fresh store."""
         if any(e.is_default for e in self.store.entities.values()):
             return
-        import random
-
         rng = random.Random(f"{self.config.seed}:default-entity")
         at = self.now()
         self.store.put(
@@ -243,8 +243,6 @@ class Engine:
         return sorted(rows, key=lambda b: b.date)
 
     def _extend_balances(self, account: AccountRec, day: str, at: float) -> None:
-        from datetime import date, timedelta
-
         rows = self._rows_of(account.id)
         if not rows or rows[-1].date >= day:
             return
