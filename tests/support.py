@@ -97,6 +97,7 @@ class Browser:
         *,
         htmx: bool = False,
         target: str | None = None,
+        csrf: bool = True,
         **kwargs: Any,
     ) -> httpx.Response:
         headers = dict(kwargs.pop("headers", {}))
@@ -104,8 +105,9 @@ class Browser:
         if htmx:
             headers["HX-Request"] = "true"
             headers["HX-Target"] = target or "main"
-            headers["X-CSRF-Token"] = self.csrf
-        else:
+            if csrf:
+                headers["X-CSRF-Token"] = self.csrf
+        elif csrf:
             form.setdefault("csrf_token", self.csrf)
         response = self._send("POST", path, data=form, headers=headers, **kwargs)
         self._remember_csrf(response)

@@ -249,22 +249,17 @@ async def discard_draft(request: Request) -> Response:
     return navigate(request, "/connections")
 
 
-async def _matching_institutions(
-    request: Request, bank_name: str, portal_url: str
-) -> list[Institution]:
-    """Supported institutions the customer should pick instead of entering an unlisted bank:
-    one whose portal is on the same host, or whose name is exactly the typed name."""
-    client = _deps.waycore(request)
+async def _matching_institutions(request: Request, portal_url: str) -> list[Institution]:
+    """Supported institutions whose login portal is on the host the customer typed: they must
+    select that institution instead. Only the portal's host is searched for; the bank name the
+    customer typed stays in this app (it is never sent to Waycore, not even as a search)."""
     host = (urlsplit(portal_url).hostname or "").lower()
-    found: dict[str, Institution] = {}
-    for candidate in await client.search_institutions(host, limit=20):
+    found: list[Institution] = []
+    for candidate in await _deps.waycore(request).search_institutions(host, limit=20):
         domains = {(urlsplit(u).hostname or "").lower() for u in candidate.portal_urls}
         if host in domains:
-            found[candidate.institution_id] = candidate
-    for candidate in await client.search_institutions(bank_name, limit=20):
-        if candidate.name.casefold() == bank_name.casefold():
-            found[candidate.institution_id] = candidate
-    return list(found.values())
+            found.append(candidate)
+    return found
 
 
 async def continue_details(request: Request) -> Response:
@@ -322,7 +317,7 @@ async def continue_details(request: Request) -> Response:
             return render(request, "connections/details.html", context, status=422)
         assert portal_url is not None
         try:
-            matches = await _matching_institutions(request, bank_name, portal_url)
+            matches = await _matching_institutions(request, portal_url)
         except WaycoreError as exc:
             problem = problem_for(exc, "checking the catalog for an unlisted bank")
             context = _details_context(draft=draft, unlisted=typed, problem=problem)
