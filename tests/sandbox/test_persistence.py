@@ -86,6 +86,13 @@ async def test_pending_activation_completes_after_restart(
         assert (got["kind"], got["status"]) == ("ready", "active")
 
 
+async def test_missing_directories_are_created(config: SandboxConfig, tmp_path: Path) -> None:
+    db = tmp_path / "var" / "nested" / "sandbox.sqlite3"
+    async with Sandbox(dataclasses.replace(config, database=str(db))) as sb, _client(sb) as client:
+        assert (await client.get("/v1/entities")).status_code == 200
+    assert db.exists()
+
+
 async def test_memory_database_keeps_nothing(config: SandboxConfig) -> None:
     async with Sandbox(config) as first, _client(first) as client:
         await client.post("/v1/entities", json={"externalEntityId": "gone"})

@@ -5,7 +5,8 @@ and deleted records are remembered and written in one transaction by `flush()`, 
 calls after every request and every worker tick. With ":memory:" nothing touches the disk.
 
 Layout: one `records(kind, id, body)` table holding each record as JSON, and a `meta` table for
-the clock offset and the sequence counter.
+the clock offset and the sequence counter. The file's directory is created if missing. One
+sandbox at a time may use a file: state is read once at start and written through afterwards.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from .records import (
@@ -112,6 +114,7 @@ class Store:
         self.loaded = True
         if self.database == ":memory:":
             return
+        Path(self.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.database, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA busy_timeout=5000")
