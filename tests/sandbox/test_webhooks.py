@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import re
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -219,6 +220,12 @@ async def test_backoff_follows_the_sandbox_clock(config: SandboxConfig) -> None:
         assert [r["attempt"] for r in log] == [1, 2, 3]
         assert all(r["status"] is None and "ConnectError" in r["error"] for r in log)
         assert log[-1]["state"] == "failed"
+        for request in calls:  # signed with the wall clock, not the advanced sandbox clock
+            timestamp = verify(
+                hook["secret"], request.headers["Waycore-Signature"], request.content
+            )
+            assert abs(timestamp - time.time()) < 30
+        assert sb.now() - time.time() > 10_000
 
 
 async def test_inactive_or_unsubscribed_get_nothing(config: SandboxConfig) -> None:
