@@ -74,7 +74,7 @@ def bearer_scopes(engine: Engine, request: Request) -> tuple[frozenset[str], boo
     raise ApiError(401, "unauthorized", "The API key is invalid, expired or revoked.")
 
 
-def guarded(engine: Engine, check: Callable[[Request], None], fn: Handler) -> Handler:
+def guarded(check: Callable[[Request], None], fn: Handler) -> Handler:
     """Run `check` (auth) then `fn`; render every error as the JSON error body."""
 
     async def handler(request: Request) -> Response:
@@ -147,7 +147,7 @@ class V1:
                     403, "insufficient_scope", f"This API key lacks the `{scope}` scope."
                 )
 
-        return guarded(self.engine, check, fn)
+        return guarded(check, fn)
 
     def routes(self) -> list[Route]:
         table: list[tuple[str, str, str, Handler]] = [

@@ -129,7 +129,7 @@ class Control:
             ("GET", "/_sandbox/deliveries", self.list_deliveries),
         ]
         return [
-            Route(path, guarded(self.engine, self._root_only, fn), methods=[method])
+            Route(path, guarded(self._root_only, fn), methods=[method])
             for method, path, fn in table
         ]
 
