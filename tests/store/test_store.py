@@ -1,0 +1,114 @@
+"""The SQLite store: tenant scoping, draft expiry, ownership, sessions."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+import store as store_module
+from store import Store
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await Store.open(str(tmp_path / "app.sqlite3"), draft_ttl_days=30)
+    yield opened
+    await opened.close()
+
+
+async def test_drafts_are_scoped_by_tenant(store: Store) -> None:
+    draft = await store.create_draft("acme", "u1", institution_id="chase", institution_name="C")
+    assert await store.get_draft("acme", draft.id) == draft
+    assert await store.get_draft("globex", draft.id) is None
+    assert await store.list_drafts("globex") == []
+    await store.update_draft("globex", draft.id, portal_url="https://x.example")
+    assert not await store.delete_draft("globex", draft.id)
+    unchanged = await store.get_draft("acme", draft.id)
+    assert unchanged is not None and unchanged.portal_url is None
+
+
+async def test_drafts_expire_after_the_ttl(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    draft = await store.create_draft("acme", "u1", requested_institution_name="Old Bank")
+    fresh = await store.create_draft("acme", "u1", requested_institution_name="New Bank")
+    later = time.time() + 29 * 24 * 3600
+    monkeypatch.setattr(store_module.time, "time", lambda: later)
+    await store.update_draft("acme", fresh.id, portal_url="https://new.example")
+    monkeypatch.setattr(store_module.time, "time", lambda: later + 2 * 24 * 3600)
+    assert await store.get_draft("acme", draft.id) is None  # 31 days untouched
+    assert [d.id for d in await store.list_drafts("acme")] == [fresh.id]
+    assert await store.purge_expired() == 1
+
+
+async def test_draft_fields_are_an_allow_list(store: Store) -> None:
+    draft = await store.create_draft("acme", "u1")
+    with pytest.raises(ValueError):
+        await store.update_draft("acme", draft.id, password="x")
+    with pytest.raises(ValueError):
+        await store.update_draft("acme", draft.id, created_by="u2")
+
+
+async def test_a_connection_never_moves_between_tenants(store: Store) -> None:
+    assert await store.record_connection("acme", "conn_1", institution_name="Chase")
+    assert not await store.record_connection("globex", "conn_1")
+    assert await store.owned_connection("globex", "conn_1") is None
+    owned = await store.owned_connection("acme", "conn_1")
+    assert owned is not None and owned.institution_name == "Chase"
+    await store.forget_connection("globex", "conn_1")
+    assert await store.owned_connection("acme", "conn_1") is not None
+
+
+async def test_recording_again_keeps_host_only_names(store: Store) -> None:
+    await store.record_connection("acme", "conn_1", requested_institution_name="Fjord Bank")
+    await store.record_connection("acme", "conn_1")
+    owned = await store.owned_connection("acme", "conn_1")
+    assert owned is not None and owned.requested_institution_name == "Fjord Bank"
+
+
+async def test_forgetting_a_connection_clears_its_drafts(store: Store) -> None:
+    draft = await store.create_draft("acme", "u1", institution_id="chase")
+    await store.record_connection("acme", "conn_1")
+    await store.update_draft("acme", draft.id, connection_id="conn_1")
+    await store.forget_connection("acme", "conn_1")
+    assert await store.get_draft("acme", draft.id) is None
+
+
+async def test_the_entity_mapping_is_first_writer_wins(store: Store) -> None:
+    assert await store.map_entity("acme", "ent-1") == "ent-1"
+    assert await store.map_entity("acme", "ent-2") == "ent-1"
+    assert await store.entity_for("acme") == "ent-1"
+    assert await store.entity_for("globex") is None
+
+
+async def test_sessions_end_when_deleted_or_expired(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sid = await store.create_session("u-alice", "acme", max_age=60)
+    record = await store.get_session(sid)
+    assert record is not None and record.user_id == "u-alice"
+    other = await store.create_session("u-alice", "acme", max_age=60)
+    assert other != sid
+    await store.delete_session(sid)
+    assert await store.get_session(sid) is None
+    later = time.time() + 61
+    monkeypatch.setattr(store_module.time, "time", lambda: later)
+    assert await store.get_session(other) is None
+
+
+async def test_a_webhook_event_is_processed_once(store: Store) -> None:
+    assert await store.first_delivery("evt_1", "connection.status_changed")
+    assert not await store.first_delivery("evt_1", "connection.status_changed")
+
+
+async def test_reopening_keeps_data_and_schema(tmp_path: Path) -> None:
+    path = str(tmp_path / "app.sqlite3")
+    first = await Store.open(path)
+    draft = await first.create_draft("acme", "u1", institution_id="chase")
+    await first.close()
+    second = await Store.open(path)
+    assert await second.get_draft("acme", draft.id) is not None
+    await second.close()
