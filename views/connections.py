@@ -23,10 +23,10 @@ from starlette.routing import Route
 from host import HostUser
 from store import OwnedConnection
 from views import _deps, htmx
+from views._access import navigate, owned_connection
 from views._errors import Problem, problem_for
 from views._render import render
 from views._status import SYNC_LABELS, sync_label
-from views.wizard import _owned_connection, navigate
 from waycore.errors import Conflict, RateLimited, WaycoreError
 from waycore.models import Account, Balance, Connection, Page, Transaction
 
@@ -131,7 +131,7 @@ async def _data(
 async def connection_detail(request: Request) -> Response:
     """A connection's page; setup-stage connections are routed to their wizard step."""
     user = await _deps.require_user(request, "read")
-    connection = await _owned_connection(request, user, request.path_params["connection_id"])
+    owned, connection = await owned_connection(request, user)
     store = _deps.store(request)
     if connection.kind == "setup" and connection.status == "draft":
         return navigate(request, f"/connections/{connection.id}/delegated-user")
@@ -139,8 +139,6 @@ async def connection_detail(request: Request) -> Response:
         return navigate(request, f"/connections/{connection.id}/activation")
     if connection.is_ready:
         await store.delete_drafts_for_connection(user.tenant.id, connection.id)
-    owned = await store.owned_connection(user.tenant.id, connection.id)
-    assert owned is not None
     cursor = request.query_params.get("cursor") or None
     accounts: list[Account] = []
     balances: dict[str, Any] = _balance_table([], [])
@@ -166,7 +164,7 @@ async def connection_detail(request: Request) -> Response:
 async def transactions_page(request: Request) -> Response:
     """The next page of transactions (`nextCursor`), appended by htmx under the table."""
     user = await _deps.require_user(request, "read")
-    connection = await _owned_connection(request, user, request.path_params["connection_id"])
+    owned, connection = await owned_connection(request, user)
     cursor = request.query_params.get("cursor") or None
     if not htmx.is_htmx(request):
         return navigate(
@@ -189,9 +187,7 @@ async def transactions_page(request: Request) -> Response:
 async def sync_status(request: Request) -> Response:
     """The sync panel, polled while a sync runs; stops polling once the connection is idle."""
     user = await _deps.require_user(request, "read")
-    connection = await _owned_connection(request, user, request.path_params["connection_id"])
-    owned = await _deps.store(request).owned_connection(user.tenant.id, connection.id)
-    assert owned is not None
+    owned, connection = await owned_connection(request, user)
     response = render(
         request,
         "connections/detail.html",
@@ -255,17 +251,15 @@ def _sync_response(request: Request, context: dict[str, Any]) -> Response:
 async def delete_confirm(request: Request) -> Response:
     """The confirmation step: says what will be removed. Admins only."""
     user = await _deps.require_user(request, "delete")
-    connection = await _owned_connection(request, user, request.path_params["connection_id"])
-    owned = await _deps.store(request).owned_connection(user.tenant.id, connection.id)
+    owned, connection = await owned_connection(request, user)
     return render(request, "connections/delete.html", {"connection": connection, "owned": owned})
 
 
 async def delete(request: Request) -> Response:
     """`DELETE /v1/connections/{id}` only with the confirmation field set."""
     user = await _deps.require_user(request, "delete")
-    connection = await _owned_connection(request, user, request.path_params["connection_id"])
+    owned, connection = await owned_connection(request, user)
     store = _deps.store(request)
-    owned = await store.owned_connection(user.tenant.id, connection.id)
     form = await request.form()
     if form.get("confirm") != "delete":
         context = {

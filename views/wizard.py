@@ -21,12 +21,13 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from host import HostUser
-from store import Draft
+from store import Draft, OwnedConnection
 from views import _deps, htmx
+from views._access import navigate, owned_connection
 from views._entities import EntityUnavailable
 from views._errors import Problem, problem_for
 from views._render import render
-from waycore.errors import Conflict, NotFound, WaycoreError
+from waycore.errors import Conflict, WaycoreError
 from waycore.models import Connection, Institution
 
 log = logging.getLogger("app.wizard")
@@ -41,13 +42,6 @@ MAX_QUERY = 100
 MAX_BANK_NAME = 120
 MAX_URL = 2048
 MAX_CREDENTIAL = 256
-
-
-def navigate(request: Request, url: str) -> Response:
-    """Post/Redirect/Get: 303 for a plain form, an htmx client navigation otherwise."""
-    if htmx.is_htmx(request):
-        return htmx.client_location(url, Response(status_code=200))
-    return RedirectResponse(url, status_code=303)
 
 
 def _text(form: FormData, name: str, limit: int) -> str:
@@ -95,18 +89,6 @@ def _steps(current: str) -> list[dict[str, Any]]:
         }
         for i, (key, label) in enumerate(STEPS)
     ]
-
-
-async def _owned_connection(request: Request, user: HostUser, connection_id: str) -> Connection:
-    """The tenant's connection from Waycore; 404 (with no Waycore call) for anyone else's id."""
-    store = _deps.store(request)
-    if await store.owned_connection(user.tenant.id, connection_id) is None:
-        raise HTTPException(404)
-    try:
-        return await _deps.waycore(request).get_connection(connection_id)
-    except NotFound:
-        await store.forget_connection(user.tenant.id, connection_id)
-        raise
 
 
 async def _own_draft(request: Request, user: HostUser, draft_id: str) -> Draft:
@@ -423,10 +405,9 @@ def guide_url(request: Request, institution_id: str | None) -> str:
 
 async def delegated_user(request: Request) -> Response:
     user = await _deps.require_user(request, "read")
-    connection = await _owned_connection(request, user, request.path_params["connection_id"])
+    owned, connection = await owned_connection(request, user)
     if connection.kind != "setup":
         return navigate(request, f"/connections/{connection.id}")
-    owned = await _deps.store(request).owned_connection(user.tenant.id, connection.id)
     context = {
         "steps": _steps("delegated"),
         "connection": connection,
@@ -442,6 +423,7 @@ async def delegated_user(request: Request) -> Response:
 
 
 def _finish_context(
+    owned: OwnedConnection,
     connection: Connection,
     *,
     values: dict[str, str] | None = None,
@@ -450,6 +432,7 @@ def _finish_context(
 ) -> dict[str, Any]:
     return {
         "steps": _steps("finish"),
+        "owned": owned,
         "connection": connection,
         "values": values or {},
         "errors": errors or {},
@@ -457,14 +440,39 @@ def _finish_context(
     }
 
 
+def _read_finish_form(form: FormData) -> tuple[dict[str, str], str | None, dict[str, str]]:
+    """(non-secret values to re-render, the password or None, errors by field)."""
+    values = {
+        "bank_username": _text(form, "bank_username", MAX_CREDENTIAL + 1),
+        "bank_customer_id": _text(form, "bank_customer_id", MAX_CREDENTIAL + 1),
+    }
+    raw_password = form.get("password")
+    password = raw_password if isinstance(raw_password, str) and raw_password.strip() else None
+    errors = {
+        name: f"Keep this under {MAX_CREDENTIAL} characters."
+        for name, value in values.items()
+        if len(value) > MAX_CREDENTIAL
+    }
+    if password is not None and len(password) > MAX_CREDENTIAL:
+        errors["password"] = f"Keep the password under {MAX_CREDENTIAL} characters."
+    if form.get("confirm_active") != "yes":
+        errors["confirm_active"] = "Confirm that the delegated user is active in your bank portal."
+    if form.get("accept_terms") != "yes":
+        errors["accept_terms"] = "Accept the Waycore terms of use to continue."
+    if errors and password is not None:
+        # Never rendered back: ask for it again.
+        errors.setdefault("password", "For your security, enter the password again.")
+    return values, password, errors
+
+
 async def finish_page(request: Request) -> Response:
     user = await _deps.require_user(request, "connect")
-    connection = await _owned_connection(request, user, request.path_params["connection_id"])
+    owned, connection = await owned_connection(request, user)
     if connection.kind != "setup":
         return navigate(request, f"/connections/{connection.id}")
     if connection.status != "draft":
         return navigate(request, f"/connections/{connection.id}/activation")
-    return render(request, "connections/finish.html", _finish_context(connection))
+    return render(request, "connections/finish.html", _finish_context(owned, connection))
 
 
 async def finish(request: Request) -> Response:
@@ -473,30 +481,12 @@ async def finish(request: Request) -> Response:
     The password goes to Waycore once, in this request, and is never stored, logged, put in a
     cookie or rendered back (a failed submit asks for it again)."""
     user = await _deps.require_user(request, "connect")
-    connection = await _owned_connection(request, user, request.path_params["connection_id"])
+    owned, connection = await owned_connection(request, user)
     if connection.kind != "setup" or connection.status != "draft":
         return navigate(request, f"/connections/{connection.id}/activation")
-    form = await request.form()
-    values = {
-        "bank_username": _text(form, "bank_username", MAX_CREDENTIAL + 1),
-        "bank_customer_id": _text(form, "bank_customer_id", MAX_CREDENTIAL + 1),
-    }
-    raw_password = form.get("password")
-    password = raw_password if isinstance(raw_password, str) and raw_password.strip() else None
-    errors: dict[str, str] = {}
-    for name, value in values.items():
-        if len(value) > MAX_CREDENTIAL:
-            errors[name] = f"Keep this under {MAX_CREDENTIAL} characters."
-    if password is not None and len(password) > MAX_CREDENTIAL:
-        errors["password"] = f"Keep the password under {MAX_CREDENTIAL} characters."
-    if form.get("confirm_active") != "yes":
-        errors["confirm_active"] = "Confirm that the delegated user is active in your bank portal."
-    if form.get("accept_terms") != "yes":
-        errors["accept_terms"] = "Accept the Waycore terms of use to continue."
+    values, password, errors = _read_finish_form(await request.form())
     if errors:
-        if password is not None:
-            errors.setdefault("password", "For your security, enter the password again.")
-        context = _finish_context(connection, values=values, errors=errors)
+        context = _finish_context(owned, connection, values=values, errors=errors)
         return render(request, "connections/finish.html", context, status=422)
 
     client = _deps.waycore(request)
@@ -514,11 +504,11 @@ async def finish(request: Request) -> Response:
         current = await client.get_connection(connection.id)
         if current.status == "draft":
             problem = problem_for(exc, "completing setup")
-            context = _finish_context(connection, values=values, problem=problem)
+            context = _finish_context(owned, connection, values=values, problem=problem)
             return render(request, "connections/finish.html", context)
     except WaycoreError as exc:
         problem = problem_for(exc, "completing setup")
-        context = _finish_context(connection, values=values, problem=problem)
+        context = _finish_context(owned, connection, values=values, problem=problem)
         return render(request, "connections/finish.html", context)
     return navigate(request, f"/connections/{connection.id}/activation")
 
@@ -526,12 +516,15 @@ async def finish(request: Request) -> Response:
 # ---------------------------------------------------------------------------- activation
 
 
-def _activation_context(request: Request, connection: Connection, *, first: bool) -> dict[str, Any]:
+def _activation_context(
+    request: Request, owned: OwnedConnection, connection: Connection, *, first: bool
+) -> dict[str, Any]:
     poll = _deps.settings(request).poll_interval_seconds
     # The first poll is jittered so many waiting pages do not poll in lockstep after a restart.
     delay = round(random.uniform(poll * 0.6, poll), 1) if first else poll
     return {
         "steps": _steps("activation"),
+        "owned": owned,
         "connection": connection,
         "poll_delay": delay,
     }
@@ -539,11 +532,13 @@ def _activation_context(request: Request, connection: Connection, *, first: bool
 
 async def activation(request: Request) -> Response:
     user = await _deps.require_user(request, "read")
-    connection = await _owned_connection(request, user, request.path_params["connection_id"])
+    owned, connection = await owned_connection(request, user)
     if connection.is_ready:
         await _deps.store(request).delete_drafts_for_connection(user.tenant.id, connection.id)
         return navigate(request, f"/connections/{connection.id}")
-    context = _activation_context(request, connection, first=True)
+    if connection.kind == "setup" and connection.status == "draft":
+        return navigate(request, f"/connections/{connection.id}/finish")  # setup not complete
+    context = _activation_context(request, owned, connection, first=True)
     return render(request, "connections/activation.html", context)
 
 
@@ -551,14 +546,14 @@ async def activation_status(request: Request) -> Response:
     """The polled fragment: waiting (polls again), recoverable or terminal (stops), or ready
     (clears the draft and moves to the connection page)."""
     user = await _deps.require_user(request, "read")
-    connection = await _owned_connection(request, user, request.path_params["connection_id"])
+    owned, connection = await owned_connection(request, user)
     if connection.is_ready:
         await _deps.store(request).delete_drafts_for_connection(user.tenant.id, connection.id)
         request.session["flash"] = "Your bank is connected. The first sync has started."
         return navigate(request, f"/connections/{connection.id}")
-    if not htmx.is_htmx(request):
-        return RedirectResponse(f"/connections/{connection.id}/activation", status_code=303)
-    context = _activation_context(request, connection, first=False)
+    if not htmx.is_htmx(request) or connection.status == "draft":
+        return navigate(request, f"/connections/{connection.id}/activation")
+    context = _activation_context(request, owned, connection, first=False)
     return render(request, "connections/activation.html", context, block="activation_status")
 
 
