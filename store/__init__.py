@@ -133,6 +133,12 @@ class Store:
         assert mapped is not None
         return mapped
 
+    async def unmap_entity(self, tenant_id: str, entity_id: str) -> None:
+        """Forget the mapping, only if it still points at `entity_id`."""
+        await self._write(
+            "DELETE FROM entity_map WHERE tenant_id = ? AND entity_id = ?", (tenant_id, entity_id)
+        )
+
     # ------------------------------------------------------------------ drafts
 
     def _fresh_after(self) -> float:

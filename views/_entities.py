@@ -53,6 +53,10 @@ class EntityResolver:
         except TimeoutError as exc:
             raise EntityUnavailable(WaycoreError("entity resolution timed out")) from exc
 
+    async def forget(self, tenant: Tenant, entity_id: str) -> None:
+        """Drop a mapping Waycore no longer recognises, so the next `resolve()` looks again."""
+        await self._store.unmap_entity(tenant.id, entity_id)
+
     def _task(self, tenant: Tenant) -> asyncio.Task[str]:
         task = self._tasks.get(tenant.id)
         if task is None or task.done():

@@ -27,8 +27,8 @@ from views._access import navigate, owned_connection
 from views._entities import EntityUnavailable
 from views._errors import Problem, problem_for
 from views._render import render
-from waycore.errors import Conflict, WaycoreError
-from waycore.models import Connection, Institution
+from waycore.errors import BadRequest, Conflict, WaycoreError
+from waycore.models import Connection, ConnectionResult, Institution
 
 log = logging.getLogger("app.wizard")
 
@@ -244,92 +244,137 @@ async def _matching_institutions(request: Request, portal_url: str) -> list[Inst
     return found
 
 
+def _unlisted_values(draft: Draft | None) -> dict[str, str] | None:
+    """What the unlisted-bank form showed, to render it again."""
+    if draft is None or draft.institution_id:
+        return None
+    return {
+        "bank_name": draft.requested_institution_name or "",
+        "portal_url": draft.portal_url or "",
+    }
+
+
+async def _listed_choice(
+    request: Request, user: HostUser, form: FormData, draft: Draft | None
+) -> tuple[Draft, Institution, str | None] | Response:
+    """The draft's institution and the portal to send with it (only when it has several)."""
+    if draft is None or not draft.institution_id:
+        context = _details_context(errors={"search": "Search for your bank and choose it."})
+        return render(request, "connections/details.html", context, status=422)
+    try:
+        institution = await _deps.waycore(request).get_institution(draft.institution_id)
+    except WaycoreError as exc:
+        problem = problem_for(exc, "reading the draft's institution")
+        return render(
+            request, "connections/details.html", _details_context(draft=draft, problem=problem)
+        )
+    chosen = _text(form, "portal_url", MAX_URL) or institution.canonical_portal_url
+    if institution.portal_urls and chosen not in institution.portal_urls:
+        context = _details_context(
+            draft=draft,
+            institution=institution,
+            errors={"portal_url": "Choose one of the sign-in portals listed for this bank."},
+        )
+        return render(request, "connections/details.html", context, status=422)
+    if chosen != draft.portal_url:
+        await _deps.store(request).update_draft(user.tenant.id, draft.id, portal_url=chosen)
+    return draft, institution, chosen if len(institution.portal_urls) > 1 else None
+
+
+async def _unlisted_choice(
+    request: Request, user: HostUser, form: FormData, draft: Draft | None
+) -> tuple[Draft, str] | Response:
+    """A valid HTTPS portal URL (exactly as typed) for a bank the catalog does not have."""
+    bank_name = _text(form, "bank_name", MAX_BANK_NAME + 1)
+    raw_url = form.get("portal_url")
+    typed_url = raw_url if isinstance(raw_url, str) else ""
+    portal_url, url_error = validate_portal_url(typed_url)
+    typed = {"bank_name": bank_name, "portal_url": typed_url}
+    errors = {}
+    if not bank_name:
+        errors["bank_name"] = "Enter your bank\u2019s name so you can recognise it here."
+    elif len(bank_name) > MAX_BANK_NAME:
+        errors["bank_name"] = f"Keep the bank name under {MAX_BANK_NAME} characters."
+    if url_error:
+        errors["portal_url"] = url_error
+    if errors or portal_url is None:
+        context = _details_context(draft=draft, unlisted=typed, errors=errors)
+        return render(request, "connections/details.html", context, status=422)
+    try:
+        matches = await _matching_institutions(request, portal_url)
+    except WaycoreError as exc:
+        problem = problem_for(exc, "checking the catalog for an unlisted bank")
+        context = _details_context(draft=draft, unlisted=typed, problem=problem)
+        return render(request, "connections/details.html", context)
+    if matches:
+        context = _details_context(
+            draft=draft,
+            unlisted=typed,
+            suggestions=matches,
+            errors={"portal_url": "This bank is supported. Select it from the list below."},
+        )
+        return render(request, "connections/details.html", context, status=422)
+    store = _deps.store(request)
+    if draft is None:
+        draft = await store.create_draft(
+            user.tenant.id, user.id, requested_institution_name=bank_name, portal_url=portal_url
+        )
+    else:
+        await store.update_draft(
+            user.tenant.id,
+            draft.id,
+            institution_id=None,
+            institution_name=None,
+            requested_institution_name=bank_name,
+            portal_url=portal_url,
+        )
+        draft = await _own_draft(request, user, draft.id)
+    return draft, portal_url
+
+
+async def _create_connection(
+    request: Request, user: HostUser, institution: Institution | None, portal_url: str | None
+) -> ConnectionResult:
+    """Create or return the connection for the tenant's entity (resolved here, server-side).
+
+    A mapping to an entity Waycore no longer knows (`invalid_entity`) is dropped and resolved
+    again, once."""
+    entities = _deps.entities(request)
+    institution_id = institution.institution_id if institution else None
+    for attempt in (1, 2):
+        entity_id = await entities.resolve(user.tenant)
+        try:
+            return await _deps.waycore(request).create_connection(
+                entity_id, institution_id=institution_id, portal_url=portal_url
+            )
+        except BadRequest as exc:
+            if exc.code != "invalid_entity" or attempt == 2:
+                raise
+            log.warning("entity %s of %s is gone at Waycore; remapping", entity_id, user.tenant.id)
+            await entities.forget(user.tenant, entity_id)
+    raise AssertionError("unreachable")
+
+
 async def continue_details(request: Request) -> Response:
     """Continue from connection details: create or return the Waycore connection."""
     user = await _deps.require_user(request, "connect")
     form = await request.form()
-    store = _deps.store(request)
-    client = _deps.waycore(request)
     draft_id = _text(form, "draft_id", 64)
     draft = await _own_draft(request, user, draft_id) if draft_id else None
     if draft is not None and draft.connection_id:
         return navigate(request, f"/connections/{draft.connection_id}/delegated-user")
     mode = _text(form, "mode", 16)
     institution: Institution | None = None
-    send_portal: str | None = None
-
     if mode == "listed":
-        if draft is None or not draft.institution_id:
-            context = _details_context(errors={"search": "Search for your bank and choose it."})
-            return render(request, "connections/details.html", context, status=422)
-        try:
-            institution = await client.get_institution(draft.institution_id)
-        except WaycoreError as exc:
-            problem = problem_for(exc, "reading the draft's institution")
-            context = _details_context(draft=draft, problem=problem)
-            return render(request, "connections/details.html", context)
-        chosen = _text(form, "portal_url", MAX_URL) or institution.canonical_portal_url
-        if institution.portal_urls and chosen not in institution.portal_urls:
-            context = _details_context(
-                draft=draft,
-                institution=institution,
-                errors={"portal_url": "Choose one of the sign-in portals listed for this bank."},
-            )
-            return render(request, "connections/details.html", context, status=422)
-        if len(institution.portal_urls) > 1:
-            send_portal = chosen
-        if chosen != draft.portal_url:
-            await store.update_draft(user.tenant.id, draft.id, portal_url=chosen)
+        choice = await _listed_choice(request, user, form, draft)
+        if isinstance(choice, Response):
+            return choice
+        draft, institution, send_portal = choice
     elif mode == "unlisted":
-        bank_name = _text(form, "bank_name", MAX_BANK_NAME + 1)
-        raw_url = form.get("portal_url")
-        portal_url, url_error = validate_portal_url(raw_url if isinstance(raw_url, str) else "")
-        typed = {"bank_name": bank_name, "portal_url": raw_url if isinstance(raw_url, str) else ""}
-        errors = {}
-        if not bank_name:
-            errors["bank_name"] = (
-                "Enter your bank\u2019s name so you can recognise this connection."
-            )
-        elif len(bank_name) > MAX_BANK_NAME:
-            errors["bank_name"] = f"Keep the bank name under {MAX_BANK_NAME} characters."
-        if url_error:
-            errors["portal_url"] = url_error
-        if errors:
-            context = _details_context(draft=draft, unlisted=typed, errors=errors)
-            return render(request, "connections/details.html", context, status=422)
-        assert portal_url is not None
-        try:
-            matches = await _matching_institutions(request, portal_url)
-        except WaycoreError as exc:
-            problem = problem_for(exc, "checking the catalog for an unlisted bank")
-            context = _details_context(draft=draft, unlisted=typed, problem=problem)
-            return render(request, "connections/details.html", context)
-        if matches:
-            context = _details_context(
-                draft=draft,
-                unlisted=typed,
-                suggestions=matches,
-                errors={"portal_url": "This bank is supported. Select it from the list below."},
-            )
-            return render(request, "connections/details.html", context, status=422)
-        if draft is None:
-            draft = await store.create_draft(
-                user.tenant.id,
-                user.id,
-                requested_institution_name=bank_name,
-                portal_url=portal_url,
-            )
-        else:
-            await store.update_draft(
-                user.tenant.id,
-                draft.id,
-                institution_id=None,
-                institution_name=None,
-                requested_institution_name=bank_name,
-                portal_url=portal_url,
-            )
-            draft = await _own_draft(request, user, draft.id)
-        send_portal = portal_url
+        unlisted = await _unlisted_choice(request, user, form, draft)
+        if isinstance(unlisted, Response):
+            return unlisted
+        draft, send_portal = unlisted
     else:
         context = _details_context(
             draft=draft, errors={"search": "Choose your bank, or enter its portal URL."}
@@ -337,33 +382,32 @@ async def continue_details(request: Request) -> Response:
         return render(request, "connections/details.html", context, status=422)
 
     try:
-        entity_id = await _deps.entities(request).resolve(user.tenant)
+        result = await _create_connection(request, user, institution, send_portal)
     except EntityUnavailable as exc:
         problem = problem_for(exc.cause, "resolving the customer's Waycore entity")
-        context = _details_context(draft=draft, institution=institution, problem=problem)
+        context = _details_context(
+            draft=draft, institution=institution, unlisted=_unlisted_values(draft), problem=problem
+        )
         context["entity_problem"] = True
         return render(request, "connections/details.html", context, status=503)
-
-    try:
-        result = await client.create_connection(
-            entity_id,
-            institution_id=institution.institution_id if institution else None,
-            portal_url=send_portal,
-        )
     except WaycoreError as exc:
         problem = problem_for(exc, "creating the connection")
-        unlisted = (
-            None
-            if institution
-            else {
-                "bank_name": draft.requested_institution_name or "",
-                "portal_url": draft.portal_url or "",
-            }
-        )
         context = _details_context(
-            draft=draft, institution=institution, unlisted=unlisted, problem=problem
+            draft=draft, institution=institution, unlisted=_unlisted_values(draft), problem=problem
         )
         return render(request, "connections/details.html", context)
+    return await _connected(request, user, draft, institution, result)
+
+
+async def _connected(
+    request: Request,
+    user: HostUser,
+    draft: Draft,
+    institution: Institution | None,
+    result: ConnectionResult,
+) -> Response:
+    """Record the new (or returned) connection as the tenant's and the draft's resume key."""
+    store = _deps.store(request)
     connection = result.connection
     await store.record_connection(
         user.tenant.id,

@@ -162,6 +162,7 @@ class WaycoreClient:
         backoff_base: float = 0.2,
         backoff_cap: float = 2.0,
         max_retry_after: float = 5.0,
+        institution_ttl: float = 300.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._http = http
@@ -170,6 +171,9 @@ class WaycoreClient:
         self.backoff_cap = backoff_cap
         self.max_retry_after = max_retry_after
         self._sleep = sleep
+        #: Catalog records change rarely; the wizard reads the chosen one on every step.
+        self.institution_ttl = institution_ttl
+        self._institutions: dict[str, tuple[float, Institution]] = {}
 
     @classmethod
     def create(
@@ -379,8 +383,17 @@ class WaycoreClient:
         return page.items
 
     async def get_institution(self, institution_id: str) -> Institution:
+        """`GET /v1/institutions/{id}`, remembered for `institution_ttl` seconds (0: never)."""
+        cached = self._institutions.get(institution_id)
+        if cached and time.monotonic() - cached[0] < self.institution_ttl:
+            return cached[1]
         path = f"/v1/institutions/{_seg(institution_id)}"
-        return await self._get_one(path, Institution.from_api)
+        institution = await self._get_one(path, Institution.from_api)
+        if self.institution_ttl > 0:
+            if len(self._institutions) >= 512:
+                self._institutions.clear()
+            self._institutions[institution_id] = (time.monotonic(), institution)
+        return institution
 
     # ------------------------------------------------------------------ connections
 

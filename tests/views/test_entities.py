@@ -145,3 +145,22 @@ async def test_resolution_failure_raises_and_a_later_attempt_retries(tmp_path: P
         await client.aclose()
     assert await store.entity_for(ACME.id) is None
     await store.close()
+
+
+def test_a_mapping_to_an_entity_waycore_no_longer_has_is_repaired_once(
+    alice: Browser, sandbox: SandboxHandle
+) -> None:
+    wait_for(lambda: sandbox.calls("POST", "/v1/entities"))
+    _, listed = sandbox.control("GET", "/v1/entities?externalEntityId=acme-manufacturing")
+    stale = listed["data"][0]["entityId"]
+    assert sandbox.control("DELETE", f"/v1/entities/{stale}")[0] == 204
+    draft = alice.post("/connections/drafts", {"institution_id": "chase"}).headers["location"]
+    response = alice.post(
+        "/connections/continue", {"draft_id": draft.split("/")[-1], "mode": "listed"}
+    )
+    assert response.status_code == 303, response.text
+    creates = sandbox.calls("POST", "/v1/connections")
+    assert [c.status for c in creates] == [400, 201]
+    assert creates[0].body["entityId"] == stale
+    assert creates[1].body["entityId"] != stale
+    assert len(sandbox.calls("POST", "/v1/entities")) == 2

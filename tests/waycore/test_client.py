@@ -404,6 +404,22 @@ async def test_get_institution_reads_portal_urls(
     )
 
 
+@pytest.mark.anyio
+async def test_get_institution_is_remembered_for_its_ttl(
+    client: WaycoreClient, api: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    route = api.get("/v1/institutions/chase", name="get_institution").respond(
+        json=institution()
+    )
+    first = await client.get_institution("chase")
+    assert await client.get_institution("chase") == first
+    assert route.call_count == 1
+    later = time.monotonic() + client.institution_ttl + 1
+    monkeypatch.setattr(time, "monotonic", lambda: later)
+    await client.get_institution("chase")
+    assert route.call_count == 2
+
+
 # ---------------------------------------------------------------------- connections
 
 PORTAL = "https://Business.Example-Bank.com/Login/?next=%2Fhome&lang=en"
