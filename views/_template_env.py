@@ -6,7 +6,7 @@ Autoescape stays on; nothing from Waycore is ever marked safe.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
@@ -56,17 +56,30 @@ def money(amount: str | None, currency: str | None = None) -> str:
 
 
 def when(value: str | float | None) -> str:
-    """An ISO timestamp (or epoch seconds) as `2026-11-25 14:05 UTC`."""
+    """An ISO timestamp (or epoch seconds) as `2026-11-25 14:05 UTC`: one zone for everyone,
+    whatever the server's or the browser's."""
     if value is None or value == "":
         return "\u2014"
     try:
         if isinstance(value, int | float):
-            moment = datetime.fromtimestamp(value).astimezone()
+            moment = datetime.fromtimestamp(value, UTC)
         else:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+    except (ValueError, OverflowError, OSError):
         return str(value)
-    return moment.strftime("%Y-%m-%d %H:%M %Z").strip()
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def duration(seconds: float | None) -> str:
+    """`2700` -> `45 minutes`; short waits in seconds."""
+    if seconds is None:
+        return ""
+    if seconds < 90:
+        return f"{max(1, round(seconds))} seconds"
+    minutes = round(seconds / 60)
+    return f"{minutes} minutes" if minutes < 120 else f"{round(minutes / 60)} hours"
 
 
 def configure_templates(templates: Jinja2Templates, settings: Settings) -> Jinja2Templates:
@@ -89,5 +102,5 @@ def configure_templates(templates: Jinja2Templates, settings: Settings) -> Jinja
         sync_label=sync_label,
         poll_seconds=settings.poll_interval_seconds,
     )
-    env.filters.update(portal_domain=portal_domain, money=money, when=when)
+    env.filters.update(portal_domain=portal_domain, money=money, when=when, duration=duration)
     return templates
