@@ -54,6 +54,12 @@ class Settings:
     draft_ttl_days: int = 30
     #: Seconds between activation polls on the activation step.
     poll_interval_seconds: int = 5
+    #: Signing secret of the webhook registration pointing at `/webhooks/waycore` (from the
+    #: Waycore console). Unset: the receiver answers 404, unless `webhook_url` is set with the
+    #: embedded sandbox, which then registers it and keeps the secret in memory.
+    webhook_secret: Secret | None = None
+    #: This app's public URL of `/webhooks/waycore`, registered with the embedded sandbox.
+    webhook_url: str | None = None
 
     @property
     def uses_embedded_sandbox(self) -> bool:
@@ -99,4 +105,6 @@ def load_settings(env_file: str | Path | None = ROOT / ".env") -> Settings:
         setup_guides=_load_guides(config("WAYCORE_SETUP_GUIDES", default="setup_guides.json")),
         draft_ttl_days=config("DRAFT_TTL_DAYS", cast=int, default=30),
         poll_interval_seconds=config("POLL_INTERVAL_SECONDS", cast=int, default=5),
+        webhook_secret=config("WAYCORE_WEBHOOK_SECRET", cast=Secret, default=None) or None,
+        webhook_url=config("WEBHOOK_URL", default="") or None,
     )

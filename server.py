@@ -14,10 +14,12 @@ import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 from starlette.applications import Starlette
+from starlette.datastructures import Secret
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import Mount
@@ -27,7 +29,7 @@ from starlette.templating import Jinja2Templates
 from config import Settings, load_settings
 from host import DemoAuth, HostAuth
 from store import Store
-from views import auth, connections, health, wizard
+from views import auth, connections, health, webhooks, wizard
 from views._deps import AppState
 from views._entities import EntityResolver
 from views._exceptions import EXCEPTION_HANDLERS
@@ -64,6 +66,25 @@ def _waycore_client(
     )
 
 
+#: The events this app acts on.
+WEBHOOK_EVENTS = ["connection.status_changed", "transactions.sync_available"]
+
+
+async def _webhook_secret(settings: Settings, client: WaycoreClient, embedded: bool) -> str | None:
+    """The receiver's signing secret: configured for a real Waycore; with the embedded sandbox,
+    registered at start (replacing earlier registrations of the same URL)."""
+    if settings.webhook_secret is not None:
+        return str(settings.webhook_secret)
+    if not (embedded and settings.webhook_url):
+        return None
+    for old in await client.list_webhooks():
+        if old.url == settings.webhook_url:
+            await client.delete_webhook(old.id)
+    registration = await client.create_webhook(settings.webhook_url, WEBHOOK_EVENTS)
+    log.info("webhook deliveries from the sandbox go to %s", settings.webhook_url)
+    return registration.secret
+
+
 async def _purge_periodically(store: Store) -> None:
     while True:
         await asyncio.sleep(PURGE_INTERVAL_SECONDS)
@@ -90,10 +111,6 @@ def create_app(
             effective = settings
             sandbox_app = None
             if waycore_transport is None and settings.uses_embedded_sandbox:
-                from dataclasses import replace
-
-                from starlette.datastructures import Secret
-
                 from waycore.sandbox import Sandbox, SandboxConfig
 
                 key = str(settings.waycore_api_key or "") or (
@@ -115,6 +132,7 @@ def create_app(
             stack.push_async_callback(client.aclose)
             resolver = EntityResolver(store, client)
             stack.push_async_callback(resolver.aclose)
+            webhook_secret = await _webhook_secret(settings, client, sandbox_app is not None)
             purger = asyncio.create_task(_purge_periodically(store))
             stack.callback(purger.cancel)
             app.state.store = store
@@ -124,6 +142,7 @@ def create_app(
                 waycore=client,
                 auth=auth_backend or DemoAuth(store),
                 entities=resolver,
+                webhook_secret=webhook_secret,
             )
 
     templates = configure_templates(Jinja2Templates(directory=ROOT / "templates"), settings)
@@ -133,6 +152,7 @@ def create_app(
         # The wizard's fixed paths (/connections/new ...) before /connections/{connection_id}.
         *wizard.routes,
         *connections.routes,
+        *webhooks.routes,
         Mount("/static", StaticFiles(directory=ROOT / "static"), name="static"),
     ]
     middleware = [
@@ -145,7 +165,7 @@ def create_app(
             same_site="lax",
             https_only=settings.session_https_only,
         ),
-        Middleware(CSRFMiddleware),
+        Middleware(CSRFMiddleware, exempt_paths=[webhooks.PATH]),  # signed by Waycore instead
     ]
     app = Starlette(
         debug=settings.debug,
@@ -163,6 +183,9 @@ def main() -> None:
     import uvicorn
 
     settings = load_settings()
+    if settings.uses_embedded_sandbox and not settings.webhook_url:
+        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+        settings = replace(settings, webhook_url=f"http://{host}:{settings.port}{webhooks.PATH}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     uvicorn.run(
         create_app(settings),

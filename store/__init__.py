@@ -260,6 +260,13 @@ class Store:
         )
         return _owned(row) if row else None
 
+    async def tenant_of(self, connection_id: str) -> str | None:
+        """The owning tenant, for system events (webhooks) that carry no signed-in user."""
+        row = await self._one(
+            "SELECT tenant_id FROM connections WHERE connection_id = ?", (connection_id,)
+        )
+        return str(row["tenant_id"]) if row else None
+
     async def owned_connections(self, tenant_id: str) -> list[OwnedConnection]:
         rows = await self._all(
             "SELECT * FROM connections WHERE tenant_id = ? ORDER BY created_at DESC", (tenant_id,)

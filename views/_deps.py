@@ -21,6 +21,8 @@ class AppState(TypedDict):
     waycore: WaycoreClient
     auth: HostAuth
     entities: EntityResolver
+    #: Signing secret of the webhook registration for `/webhooks/waycore`; None: receiver off.
+    webhook_secret: str | None
 
 
 class SignInRequired(Exception):

@@ -559,6 +559,15 @@ class WaycoreClient:
     async def list_webhooks(self) -> list[Webhook]:
         return await self._all("/v1/webhooks", None, Webhook.from_api)
 
+    async def delete_webhook(self, webhook_id: str) -> None:
+        """`DELETE /v1/webhooks/{id}`: stop deliveries to a registration."""
+        await self._request(
+            "DELETE",
+            f"/v1/webhooks/{_seg(webhook_id)}",
+            retry_safe=False,
+            expect=(200, 202, 204),
+        )
+
 
 def _seg(value: str) -> str:
     """One path segment: ids never carry `/`, `?` or `#`, so a crafted id cannot leave `/v1`."""
