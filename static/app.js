@@ -70,6 +70,15 @@
     });
   });
 
+  // The suggestions are swapped in on their own, under the search box: keep the combobox's
+  // aria-expanded in step with whether any are showing.
+  document.addEventListener("htmx:afterSettle", function () {
+    var input = document.getElementById("institution-search");
+    if (!input) return;
+    var open = document.querySelectorAll("#institution-results .option").length > 0;
+    input.setAttribute("aria-expanded", open ? "true" : "false");
+  });
+
   // After a step replaces <main>, move focus to its heading so keyboard and screen-reader users
   // start at the top of the new step.
   document.addEventListener("htmx:afterSwap", function (event) {
