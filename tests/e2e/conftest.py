@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -135,15 +136,13 @@ def _wait_until_healthy(server: LiveServer) -> None:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def browser() -> Iterator[Browser]:
     """Debian's headless Chromium (Playwright's own browser download is not used)."""
     if not CHROMIUM.exists():
         reason = f"{CHROMIUM} is missing: install Debian's chromium package to run e2e tests"
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
         pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
@@ -192,8 +191,8 @@ def page_log(live_server: LiveServer) -> PageLog:
 
 @pytest.fixture
 def page(
-    browser: Any, live_server: LiveServer, page_log: PageLog, request: pytest.FixtureRequest
-) -> Iterator[Any]:
+    browser: Browser, live_server: LiveServer, page_log: PageLog, request: pytest.FixtureRequest
+) -> Iterator[Page]:
     """A fresh context (own cookies) at 1280 px wide, clipboard allowed, fully instrumented."""
     context = browser.new_context(
         base_url=live_server.url,

@@ -12,9 +12,9 @@ JavaScript error, violate the CSP, or request anything outside the app's own ori
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import pytest
+from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import SCREENSHOTS, PageLog
 
@@ -38,40 +38,31 @@ EXPECTED_422_CONSOLE = re.compile(
 )
 
 
-def _expect() -> Any:
-    from playwright.sync_api import expect
-
-    return expect
-
-
 def _url(pattern: str) -> re.Pattern[str]:
     return re.compile(r"^https?://[^/]+" + pattern + r"$")
 
 
-def _shot(page: Any, name: str) -> None:
+def _shot(page: Page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     # caret="initial": the default caret hiding leaves `style=""` on the page's inputs, which the
     # CSP (style-src 'self') then reports when htmx settles those inputs after a later swap.
     page.screenshot(path=str(SCREENSHOTS / name), full_page=True, caret="initial")
 
 
-def _sign_in_as_alice(page: Any) -> None:
-    expect = _expect()
+def _sign_in_as_alice(page: Page) -> None:
     page.goto("/signin")
     page.get_by_role("button", name=re.compile("Alice Admin")).click()
     expect(page).to_have_url(_url("/connections"))
     expect(page.locator(".host-user .who")).to_contain_text("Alice Admin")
 
 
-def _open_new_connection(page: Any) -> None:
-    expect = _expect()
+def _open_new_connection(page: Page) -> None:
     page.get_by_role("link", name="Connect a bank").click()
     expect(page).to_have_url(_url("/connections/new"))
     expect(page.locator("#main h1")).to_have_text("Connect your bank")
 
 
-def _choose_chase_by_keyboard(page: Any) -> None:
-    expect = _expect()
+def _choose_chase_by_keyboard(page: Page) -> None:
     search = page.locator("#institution-search")
     expect(search).to_have_attribute("aria-expanded", "false")
     search.click()
@@ -92,8 +83,7 @@ def _choose_chase_by_keyboard(page: Any) -> None:
     page.keyboard.press("Enter")
 
 
-def _details_listed(page: Any) -> None:
-    expect = _expect()
+def _details_listed(page: Page) -> None:
     expect(page).to_have_url(_url(r"/connections/drafts/[A-Za-z0-9_-]+\?q=chase"))
     expect(page.locator("#selected-bank-title")).to_have_text("JPMorgan Chase")
     radios = page.locator(".portal-choice input[type=radio][name=portal_url]")
@@ -109,8 +99,7 @@ def _details_listed(page: Any) -> None:
     page.get_by_role("button", name="Continue").click()
 
 
-def _details_unlisted(page: Any) -> None:
-    expect = _expect()
+def _details_unlisted(page: Page) -> None:
     page.locator("summary", has_text="My bank isn").click()
     page.get_by_label("Bank name", exact=True).fill(UNLISTED_NAME)
     page.get_by_label("Bank portal URL").fill("http://online.harborpoint-bank.example/login")
@@ -126,8 +115,7 @@ def _details_unlisted(page: Any) -> None:
     page.locator("details.unlisted").get_by_role("button", name="Continue").click()
 
 
-def _delegated_user(page: Any, *, listed: bool) -> str:
-    expect = _expect()
+def _delegated_user(page: Page, *, listed: bool) -> str:
     expect(page).to_have_url(_url(CONNECTION_URL + "/delegated-user"))
     match = re.search(CONNECTION_URL, page.url)
     assert match
@@ -169,8 +157,7 @@ def _delegated_user(page: Any, *, listed: bool) -> str:
     return connection_id
 
 
-def _finish_setup(page: Any, connection_id: str, *, listed: bool) -> None:
-    expect = _expect()
+def _finish_setup(page: Page, connection_id: str, *, listed: bool) -> None:
     page.get_by_role("link", name=re.compile("created the delegated user")).click()
     expect(page).to_have_url(_url(f"/connections/{connection_id}/finish"))
     expect(page.locator("#main h1")).to_have_text("Finish setup")
@@ -209,8 +196,7 @@ def _finish_setup(page: Any, connection_id: str, *, listed: bool) -> None:
     page.get_by_role("button", name="Finish setup").click()
 
 
-def _activation_then_detail(page: Any, connection_id: str) -> None:
-    expect = _expect()
+def _activation_then_detail(page: Page, connection_id: str) -> None:
     expect(page).to_have_url(_url(f"/connections/{connection_id}/activation"))
     expect(page.locator(".lede")).to_have_text(ACTIVATION_COPY)
     expect(page.locator("#activation-status")).to_contain_text("Checking every 5 seconds")
@@ -222,8 +208,7 @@ def _activation_then_detail(page: Any, connection_id: str) -> None:
     assert page.locator("table.accounts tbody tr[data-account-id]").count() >= 2
 
 
-def _load_more_transactions(page: Any) -> None:
-    expect = _expect()
+def _load_more_transactions(page: Page) -> None:
     # The first sync runs for a few seconds after activation; once the panel reports it done it
     # also refreshes the transactions section, so wait for that before paging.
     expect(page.locator("#sync-panel .sync-state")).to_contain_text(
@@ -250,8 +235,7 @@ def _load_more_transactions(page: Any) -> None:
     assert re.search(CONNECTION_URL + "$", page.url)
 
 
-def _delete(page: Any, connection_id: str) -> None:
-    expect = _expect()
+def _delete(page: Page, connection_id: str) -> None:
     page.get_by_role("link", name=re.compile("Delete connection")).click()
     expect(page).to_have_url(_url(f"/connections/{connection_id}/delete"))
     expect(page.locator("#main h1")).to_contain_text("Delete the connection to JPMorgan Chase?")
@@ -284,7 +268,7 @@ def _assert_clean(page_log: PageLog, expected_422: set[str]) -> None:
 
 
 @pytest.mark.parametrize("bank", ["listed", "unlisted"])
-def test_connect_a_bank_end_to_end(page: Any, page_log: PageLog, bank: str) -> None:
+def test_connect_a_bank_end_to_end(page: Page, page_log: PageLog, bank: str) -> None:
     listed = bank == "listed"
     _sign_in_as_alice(page)
     _open_new_connection(page)
