@@ -408,9 +408,7 @@ async def test_get_institution_reads_portal_urls(
 async def test_get_institution_is_remembered_for_its_ttl(
     client: WaycoreClient, api: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    route = api.get("/v1/institutions/chase", name="get_institution").respond(
-        json=institution()
-    )
+    route = api.get("/v1/institutions/chase", name="get_institution").respond(json=institution())
     first = await client.get_institution("chase")
     assert await client.get_institution("chase") == first
     assert route.call_count == 1
