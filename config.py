@@ -102,7 +102,11 @@ def load_settings(env_file: str | Path | None = ROOT / ".env") -> Settings:
         session_https_only=config("SESSION_HTTPS_ONLY", cast=bool, default=False),
         session_max_age_seconds=config("SESSION_MAX_AGE_SECONDS", cast=int, default=8 * 60 * 60),
         demo_mode=config("DEMO_MODE", cast=bool, default=True),
-        setup_guides=_load_guides(config("WAYCORE_SETUP_GUIDES", default="setup_guides.json")),
+        # The bundled guide list goes with the sandbox's catalog ids; against a real Waycore only
+        # the guides Waycore supplied to this integration count, so none unless configured.
+        setup_guides=_load_guides(
+            config("WAYCORE_SETUP_GUIDES", default="" if base_url else "setup_guides.json")
+        ),
         draft_ttl_days=config("DRAFT_TTL_DAYS", cast=int, default=30),
         poll_interval_seconds=config("POLL_INTERVAL_SECONDS", cast=int, default=5),
         webhook_secret=config("WAYCORE_WEBHOOK_SECRET", cast=Secret, default=None) or None,

@@ -115,6 +115,13 @@ def test_state_changes_without_the_csrf_token_are_refused(
     assert not soup(alice.get("/connections")).select("[data-draft-id]")
 
 
+def test_a_refused_htmx_request_gets_a_fragment_not_a_page(alice: Browser) -> None:
+    response = alice.post("/connections/drafts", {"institution_id": "chase"}, htmx=True, csrf=False)
+    assert response.status_code == 403
+    assert "<html" not in response.text and "<main" not in response.text
+    assert "refused" in soup(response).select_one(".alert-danger h1").get_text()
+
+
 def test_the_htmx_header_token_is_accepted(alice: Browser) -> None:
     response = alice.post("/connections/drafts", {"institution_id": "chase"}, htmx=True)
     assert response.status_code == 200 and "hx-location" in response.headers

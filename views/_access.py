@@ -1,4 +1,5 @@
-"""Shared view helpers: proving a tenant owns a connection, and Post/Redirect/Get navigation."""
+"""Shared view helpers: proving a tenant owns a connection, Post/Redirect/Get navigation, and
+keeping a polled region alive when one check fails."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from starlette.responses import RedirectResponse, Response
 from host import HostUser
 from store import OwnedConnection
 from views import _deps, htmx
-from waycore.errors import NotFound
+from views._errors import problem_for
+from views._render import render
+from waycore.errors import NotFound, WaycoreError
 from waycore.models import Connection
 
 
@@ -36,3 +39,33 @@ async def owned_connection(request: Request, user: HostUser) -> tuple[OwnedConne
         await store.forget_connection(user.tenant.id, connection_id)
         raise
     return owned, connection
+
+
+def poll_retry(request: Request, element_id: str, exc: WaycoreError) -> Response:
+    """The polled element `element_id` again, polling the same URL after a longer pause, when
+    this check could not reach Waycore (a 5xx or error fragment would replace the element and
+    end the polling for good)."""
+    problem = problem_for(exc, f"polling {request.url.path}")
+    url = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    context = {
+        "poll_id": element_id,
+        "poll_url": url,
+        "poll_delay": 2 * _deps.settings(request).poll_interval_seconds,
+        "problem": problem,
+    }
+    return render(request, "connections/_poll_retry.html", context, block="content")
+
+
+async def owned_connection_or_retry(
+    request: Request, user: HostUser, element_id: str
+) -> tuple[OwnedConnection, Connection] | Response:
+    """`owned_connection` for a polled region: a transient Waycore failure answers the region
+    again (still polling) instead of an error page; a 404 stays a 404."""
+    try:
+        return await owned_connection(request, user)
+    except NotFound:
+        raise
+    except WaycoreError as exc:
+        if not htmx.is_htmx(request) or htmx.target(request) != element_id:
+            raise  # not the poll itself: the usual error page
+        return poll_retry(request, element_id, exc)

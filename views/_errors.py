@@ -9,6 +9,7 @@ the user is never asked for a key.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -57,6 +58,15 @@ class Problem:
     configuration: bool = False
 
 
+_SECRET_FIELDS = re.compile(r'("password"\s*:\s*)"(?:[^"\\]|\\.)*"', re.IGNORECASE)
+
+
+def loggable(raw_body: str) -> str:
+    """Waycore's raw error body for the developer log, with any password value removed (a
+    validation error could echo a field back) and its length capped."""
+    return _SECRET_FIELDS.sub(r'\1"[redacted]"', raw_body)[:4000]
+
+
 def new_reference() -> str:
     return "ref_" + secrets.token_hex(6)
 
@@ -71,7 +81,7 @@ def problem_for(exc: WaycoreError, action: str) -> Problem:
             action,
             exc,
             reference,
-            exc.raw_body[:4000],
+            loggable(exc.raw_body),
         )
     else:
         log.warning("waycore call failed while %s: %s [reference %s]", action, exc, reference)

@@ -47,13 +47,23 @@ def csrf_token(session: dict[str, object]) -> str:
     return token
 
 
-def _forbidden(reason: str) -> HTMLResponse:
-    body = (
-        "<!doctype html><html lang=en><meta charset=utf-8><title>Request refused</title>"
-        '<main id="main"><h1>This request was refused</h1>'
-        f"<p>{reason} Reload the page and try again.</p></main></html>"
+def _forbidden(reason: str, *, fragment: bool) -> HTMLResponse:
+    """403 as a whole page, or (for htmx, which swaps it in place) as an alert only."""
+    message = (
+        '<div class="alert alert-danger" role="alert"><h1>This request was refused</h1>'
+        f"<p>{reason} Reload the page and try again.</p></div>"
     )
-    return HTMLResponse(body, status_code=403, headers={"Cache-Control": "no-store"})
+    body = (
+        message
+        if fragment
+        else "<!doctype html><html lang=en><meta charset=utf-8><title>Request refused</title>"
+        f'<main id="main">{message}</main></html>'
+    )
+    return HTMLResponse(
+        body,
+        status_code=403,
+        headers={"Cache-Control": "no-store", "Vary": "HX-Request, HX-History-Restore-Request"},
+    )
 
 
 class CSRFMiddleware:
@@ -72,12 +82,15 @@ class CSRFMiddleware:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
+        fragment = headers.get("hx-request") == "true"
         fetch_site = headers.get("sec-fetch-site")
         origin = headers.get("origin")
         if fetch_site not in (None, "same-origin", "none") or (
             origin is not None and urlsplit(origin).netloc != headers.get("host")
         ):
-            await _forbidden("It did not come from this site.")(scope, receive, send)
+            await _forbidden("It did not come from this site.", fragment=fragment)(
+                scope, receive, send
+            )
             return
         sent = headers.get(CSRF_HEADER)
         if sent is None and headers.get("content-type", "").startswith(
@@ -90,7 +103,9 @@ class CSRFMiddleware:
             values = parse_qs(body.decode("latin-1")).get(CSRF_FIELD)
             sent = values[0] if values else None
         if not sent or not hmac.compare_digest(sent.encode(), expected.encode()):
-            await _forbidden("The page it came from has expired.")(scope, receive, send)
+            await _forbidden("The page it came from has expired.", fragment=fragment)(
+                scope, receive, send
+            )
             return
         await self.app(scope, receive, send)
 

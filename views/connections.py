@@ -14,6 +14,7 @@ import logging
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -23,10 +24,10 @@ from starlette.routing import Route
 from host import HostUser
 from store import OwnedConnection
 from views import _deps, htmx
-from views._access import navigate, owned_connection
+from views._access import navigate, owned_connection, owned_connection_or_retry
 from views._errors import Problem, problem_for
 from views._render import render
-from views._status import SYNC_LABELS, sync_label
+from views._status import SYNC_LABELS, status_view, sync_label
 from waycore.errors import Conflict, RateLimited, WaycoreError
 from waycore.models import Account, Balance, Connection, Page, Transaction
 
@@ -60,9 +61,11 @@ async def list_connections(request: Request) -> Response:
             connections.append(connection)
             if connection.id not in owned:
                 await store.record_connection(user.tenant.id, connection.id)
+    attention = [c for c in connections if not c.is_ready and not status_view(c).pending]
     context = {
-        "live": [c for c in connections if c.kind == "ready"],
-        "in_setup": [c for c in connections if c.kind != "ready"],
+        "live": [c for c in connections if c.is_ready],
+        "attention": attention,
+        "in_setup": [c for c in connections if not c.is_ready and c not in attention],
         "drafts": [d for d in drafts if not d.connection_id],
         "owned": owned,
         "problem": problem,
@@ -144,7 +147,7 @@ async def connection_detail(request: Request) -> Response:
     balances: dict[str, Any] = _balance_table([], [])
     transactions: Page[Transaction] | None = None
     problem = None
-    if connection.kind == "ready":
+    if connection.is_ready:  # data is read only from a usable (ready and active) connection
         accounts, balances, transactions, problem = await _data(request, connection, cursor)
     context = {
         "owned": owned,
@@ -167,9 +170,8 @@ async def transactions_page(request: Request) -> Response:
     owned, connection = await owned_connection(request, user)
     cursor = request.query_params.get("cursor") or None
     if not htmx.is_htmx(request):
-        return navigate(
-            request, f"/connections/{connection.id}" + (f"?cursor={cursor}" if cursor else "")
-        )
+        suffix = "?" + urlencode({"cursor": cursor}) if cursor else ""
+        return navigate(request, f"/connections/{connection.id}{suffix}")
     try:
         page = await _deps.waycore(request).transactions_page(
             connection_id=connection.id, cursor=cursor, limit=TRANSACTIONS_PAGE_SIZE
@@ -187,7 +189,10 @@ async def transactions_page(request: Request) -> Response:
 async def sync_status(request: Request) -> Response:
     """The sync panel, polled while a sync runs; stops polling once the connection is idle."""
     user = await _deps.require_user(request, "read")
-    owned, connection = await owned_connection(request, user)
+    found = await owned_connection_or_retry(request, user, "sync-panel")
+    if isinstance(found, Response):
+        return found
+    owned, connection = found
     response = render(
         request,
         "connections/detail.html",

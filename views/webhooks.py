@@ -32,9 +32,14 @@ async def receive(request: Request) -> Response:
     secret: str | None = getattr(request.state, "webhook_secret", None)
     if not secret:
         return _answer(404, "webhook receiver not configured")
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        return _answer(413, "too large")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():  # stop reading as soon as it is too large
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return _answer(413, "too large")
+        chunks.append(chunk)
+    body = b"".join(chunks)
     try:
         verify(secret, request.headers.get("waycore-signature"), body)
         event = parse_event(body)

@@ -23,7 +23,7 @@ from starlette.routing import Route
 from host import HostUser
 from store import Draft, OwnedConnection
 from views import _deps, htmx
-from views._access import navigate, owned_connection
+from views._access import navigate, owned_connection, owned_connection_or_retry
 from views._entities import EntityUnavailable
 from views._errors import Problem, problem_for
 from views._render import render
@@ -178,6 +178,9 @@ async def select_institution(request: Request) -> Response:
         )
     try:
         institution = await _deps.waycore(request).get_institution(institution_id)
+    except ValueError:  # not an id any catalog entry can have (e.g. "a/b")
+        context = _details_context(q=q, errors={"search": "Choose your bank from the list."})
+        return render(request, "connections/details.html", context, status=422)
     except WaycoreError as exc:
         problem = problem_for(exc, "reading the chosen institution")
         return render(request, "connections/details.html", _details_context(q=q, problem=problem))
@@ -449,7 +452,10 @@ def guide_url(request: Request, institution_id: str | None) -> str:
 
 async def delegated_user(request: Request) -> Response:
     user = await _deps.require_user(request, "read")
-    owned, connection = await owned_connection(request, user)
+    found = await owned_connection_or_retry(request, user, "delegated-details")
+    if isinstance(found, Response):
+        return found
+    owned, connection = found
     if connection.kind != "setup":
         return navigate(request, f"/connections/{connection.id}")
     context = {
@@ -543,18 +549,24 @@ async def finish(request: Request) -> Response:
                 password=password,
             )
         await client.complete_setup(connection.id)
-    except Conflict as exc:
-        # A double submit, or another tab finished first: go on if setup is already complete.
-        current = await client.get_connection(connection.id)
-        if current.status == "draft":
-            problem = problem_for(exc, "completing setup")
-            context = _finish_context(owned, connection, values=values, problem=problem)
-            return render(request, "connections/finish.html", context)
     except WaycoreError as exc:
+        if isinstance(exc, Conflict) and await _setup_completed(request, connection.id):
+            # A double submit, or another tab finished first: setup is complete, go on.
+            return navigate(request, f"/connections/{connection.id}/activation")
         problem = problem_for(exc, "completing setup")
-        context = _finish_context(owned, connection, values=values, problem=problem)
+        again = {"password": "For your security, enter the password again."} if password else {}
+        context = _finish_context(owned, connection, values=values, errors=again, problem=problem)
         return render(request, "connections/finish.html", context)
     return navigate(request, f"/connections/{connection.id}/activation")
+
+
+async def _setup_completed(request: Request, connection_id: str) -> bool:
+    """After a 409: has setup completion already happened (the connection left `draft`)?"""
+    try:
+        current = await _deps.waycore(request).get_connection(connection_id)
+    except WaycoreError:
+        return False
+    return current.status != "draft"
 
 
 # ---------------------------------------------------------------------------- activation
@@ -590,7 +602,10 @@ async def activation_status(request: Request) -> Response:
     """The polled fragment: waiting (polls again), recoverable or terminal (stops), or ready
     (clears the draft and moves to the connection page)."""
     user = await _deps.require_user(request, "read")
-    owned, connection = await owned_connection(request, user)
+    found = await owned_connection_or_retry(request, user, "activation-status")
+    if isinstance(found, Response):
+        return found
+    owned, connection = found
     if connection.is_ready:
         await _deps.store(request).delete_drafts_for_connection(user.tenant.id, connection.id)
         request.session["flash"] = "Your bank is connected. The first sync has started."

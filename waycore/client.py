@@ -6,10 +6,10 @@ from `waycore.errors`. Rules it keeps for the whole app:
 
 - only `/v1/...` paths are ever requested (`_request` refuses anything else);
 - list calls follow `data` and `pagination.nextCursor`;
-- reads (and the writes the contract makes safe to repeat: create-or-return connection,
-  credentials PUT) are retried on connection errors, timeouts, 5xx and short 429s, with capped
-  exponential backoff and full jitter, honouring `Retry-After`; other writes are retried only when
-  the request provably never left (connection refused);
+- reads (and the one write the contract makes safe to repeat: create-or-return connection) are
+  retried on connection errors, timeouts, 5xx and short 429s, with capped exponential backoff and
+  full jitter, honouring `Retry-After`; other writes (credentials, which may carry the bank
+  password, included) are retried only when the request provably never left (connect failure);
 - the API key is held by the underlying httpx client's default headers and never appears in a
   repr, an exception, or a log line; request bodies are never logged.
 """
@@ -461,6 +461,8 @@ class WaycoreClient:
         """`PUT /v1/connections/{id}/credentials` with only the populated fields.
 
         Raises `ValueError` when every field is blank: the guide says to skip the call then.
+        Sent at most once (it may carry the bank password): retried only when the request
+        provably never left; otherwise the caller asks the user again.
         """
         fields = {
             "bankUsername": bank_username,
@@ -471,7 +473,7 @@ class WaycoreClient:
         if not body:
             raise ValueError("no credential field is populated; skip the call")
         path = f"/v1/connections/{_seg(connection_id)}/credentials"
-        response = await self._request("PUT", path, json_body=body, retry_safe=True)
+        response = await self._request("PUT", path, json_body=body, retry_safe=False)
         return _parse(Connection.from_api, _json(response, "PUT", path), "PUT", path)
 
     async def complete_setup(self, connection_id: str) -> Connection:

@@ -55,8 +55,9 @@ def _parse_header(header: str) -> tuple[int, list[str]]:
         if not sep:
             raise SignatureError("malformed signature header")
         if key == "t":
-            # ASCII digits only: str.isdigit() also accepts e.g. "²", which int() rejects.
-            if not (value.isascii() and value.isdigit()):
+            # ASCII digits only: str.isdigit() also accepts e.g. "²", which int() rejects; and
+            # at most 12 of them, so no huge number reaches the clock arithmetic.
+            if not (value.isascii() and value.isdigit()) or len(value) > 12:
                 raise SignatureError("malformed signature timestamp")
             timestamp = int(value)
         elif key == "v1":

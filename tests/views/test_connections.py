@@ -135,10 +135,13 @@ def test_no_js_load_more_is_a_plain_link_to_the_next_page(
     alice: Browser, sandbox: SandboxHandle
 ) -> None:
     connection_id = ready_connection(alice, sandbox)
-    href = soup(alice.get(f"/connections/{connection_id}")).select_one("a.load-more")["href"]
+    first = soup(alice.get(f"/connections/{connection_id}"))
+    first_ids = {tr["data-transaction-id"] for tr in first.select("tr[data-transaction-id]")}
+    href = first.select_one("a.load-more")["href"]
     page = soup(alice.get(href))
     assert "Showing older transactions" in page.select_one("#transactions").get_text()
-    assert page.select("tr[data-transaction-id]")
+    older = {tr["data-transaction-id"] for tr in page.select("tr[data-transaction-id]")}
+    assert older and not older & first_ids
 
 
 def test_a_setup_connection_opens_on_its_wizard_step(
@@ -152,15 +155,39 @@ def test_a_setup_connection_opens_on_its_wizard_step(
     assert response.headers["location"] == f"/connections/{connection_id}/activation"
 
 
+def test_a_ready_but_not_active_connection_is_listed_under_needs_attention(
+    alice: Browser, sandbox: SandboxHandle
+) -> None:
+    connection_id = ready_connection(alice, sandbox)
+    sandbox.set_status(connection_id, "reauthRequired")
+    page = soup(alice.get("/connections"))
+    assert page.select_one("#live-title") is None
+    section = page.select_one("#attention-title").find_parent("section")
+    row = section.select_one(f"[data-connection-id={connection_id}]")
+    assert row.select_one(".badge").get_text(strip=True) == "Reauthentication required"
+
+
+def test_sync_polling_survives_a_failed_check(bob: Browser, sandbox: SandboxHandle) -> None:
+    connection_id = ready_connection(bob, sandbox)
+    bob.post(f"/connections/{connection_id}/sync", htmx=True, target="sync-panel")
+    sandbox.fault(mode="error", status=503, count=3, pathPrefix=f"/v1/connections/{connection_id}")
+    url = f"/connections/{connection_id}/sync?after=sync"
+    panel = soup(bob.get(url, htmx=True, target="sync-panel")).find(True)
+    assert panel["id"] == "sync-panel" and panel["hx-get"] == url
+
+
 def test_detail_of_a_revoked_connection_explains_and_offers_no_sync(
     alice: Browser, sandbox: SandboxHandle
 ) -> None:
     connection_id = ready_connection(alice, sandbox)
     sandbox.set_status(connection_id, "revoked")
+    sandbox.clear()
     page = soup(alice.get(f"/connections/{connection_id}"))
     assert page.select_one(".page-head .badge").get_text(strip=True) == "Revoked"
     assert "start a new connection" in page.select_one(".alert").get_text()
     assert page.select_one("button.sync-button") is None
+    # only ready-and-active connections are usable: no data is read from this one
+    assert [c.path for c in sandbox.requests] == [f"/v1/connections/{connection_id}"]
 
 
 # ---------------------------------------------------------------------------- sync

@@ -100,3 +100,17 @@ def test_the_embedded_sandbox_gets_a_registration_for_the_receiver(tmp_path: Pat
         }
         _, listed = sandbox.control("GET", "/v1/webhooks")
         assert [w["url"] for w in listed["data"]] == [url]
+
+
+def test_an_absurd_timestamp_or_body_is_refused_not_a_crash(client: TestClient) -> None:
+    response = client.post(
+        "/webhooks/waycore",
+        content=b"{}",
+        headers={"Waycore-Signature": "t=" + "9" * 400 + ",v1=00"},
+    )
+    assert response.status_code == 400
+    big = b"{" + b" " * (300 * 1024) + b"}"
+    response = client.post(
+        "/webhooks/waycore", content=big, headers={"Waycore-Signature": sign(SECRET, big)}
+    )
+    assert response.status_code == 413

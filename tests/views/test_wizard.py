@@ -14,6 +14,7 @@ from tests.support import (
     start_unlisted,
     text_of,
 )
+from waycore.client import WaycoreClient
 
 # ---------------------------------------------------------------------------- connection details
 
@@ -338,13 +339,64 @@ def test_finish_sends_only_the_populated_fields_then_completes(
     assert puts[0].body == {"bankCustomerId": "CUST-7781"}
 
 
-def test_a_double_finish_goes_to_activation_instead_of_failing(
+def test_a_second_finish_after_completion_goes_to_activation(
     alice: Browser, sandbox: SandboxHandle
 ) -> None:
     connection_id = start_listed(alice, "chase")
     finish(alice, connection_id)
+    sandbox.clear()
     response = finish(alice, connection_id)
     assert response.headers["location"] == f"/connections/{connection_id}/activation"
+    assert not sandbox.calls("PUT")
+
+
+def test_a_race_lost_to_another_tab_still_reaches_activation(
+    alice: Browser, sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other tab completes setup between this tab's check and its own call (409)."""
+    connection_id = start_listed(alice, "chase")
+    real = WaycoreClient.complete_setup
+
+    async def other_tab_first(self: WaycoreClient, cid: str) -> object:
+        await real(self, cid)  # the other tab's completion
+        return await real(self, cid)  # ours: 409 invalid_state
+
+    monkeypatch.setattr(WaycoreClient, "complete_setup", other_tab_first)
+    response = finish(alice, connection_id)
+    assert [c.status for c in sandbox.calls("PUT")] == [200, 409]
+    assert response.headers["location"] == f"/connections/{connection_id}/activation"
+
+
+def test_a_conflict_while_still_in_setup_is_shown_calmly(
+    alice: Browser, sandbox: SandboxHandle
+) -> None:
+    connection_id = start_listed(alice, "chase")
+    path = f"/v1/connections/{connection_id}/setupCompletion"
+    sandbox.fault(mode="error", status=409, count=1, pathPrefix=path)
+    response = finish(alice, connection_id)
+    assert response.status_code == 200
+    assert "try again" in text_of(response, ".alert-danger")
+    assert soup(response).select_one("#confirm-active") is not None  # still on finish setup
+
+
+def test_a_malformed_institution_id_is_a_validation_error(
+    alice: Browser, sandbox: SandboxHandle
+) -> None:
+    for bad in ("a/b", "x?y", ".."):
+        response = alice.post("/connections/drafts", {"institution_id": bad})
+        assert response.status_code == 422
+        assert "Choose your bank from the list" in response.text
+    assert not sandbox.calls("GET", "/v1/institutions/")
+
+
+def test_admins_can_remove_a_setup_members_cannot(alice: Browser, bob: Browser) -> None:
+    connection_id = start_listed(alice, "chase")
+    for browser, shown in ((alice, True), (bob, False)):
+        page = soup(browser.get(f"/connections/{connection_id}/delegated-user"))
+        link = page.select_one(".remove-setup a")
+        assert (link is not None) is shown
+        if link is not None:
+            assert link["href"] == f"/connections/{connection_id}/delete"
 
 
 # ---------------------------------------------------------------------------- activation
@@ -435,3 +487,39 @@ def test_slow_activation_keeps_polling(alice: Browser, sandbox: SandboxHandle) -
         f"/connections/{connection_id}/activation/status", htmx=True, target="activation-status"
     )
     assert soup(response).select_one("#activation-status")["hx-trigger"] == "load delay:5s"
+
+
+@pytest.mark.parametrize(
+    ("path", "target"),
+    [
+        ("/activation/status", "activation-status"),
+        ("/delegated-user", "delegated-details"),
+    ],
+)
+def test_a_failed_poll_keeps_polling_instead_of_breaking_the_page(
+    alice: Browser, sandbox: SandboxHandle, path: str, target: str
+) -> None:
+    connection_id = start_listed(alice, "chase")
+    if path.startswith("/activation"):
+        finish(alice, connection_id)
+    url = f"/connections/{connection_id}{path}"
+    sandbox.fault(mode="error", status=503, count=3, pathPrefix=f"/v1/connections/{connection_id}")
+    response = alice.get(url, htmx=True, target=target)
+    assert response.status_code == 200
+    element = soup(response).find(True)
+    assert element["id"] == target
+    assert element["hx-get"] == url and element["hx-trigger"] == "load delay:10s"
+    assert element.select_one(".reference code").get_text().startswith("req_")
+    # Waycore is back: the next poll answers the normal region
+    recovered = soup(alice.get(url, htmx=True, target=target)).find(True)
+    assert recovered["id"] == target and not recovered.has_attr("data-retry")
+
+
+def test_a_failed_navigation_still_shows_the_error_page(
+    alice: Browser, sandbox: SandboxHandle
+) -> None:
+    connection_id = start_listed(alice, "chase")
+    sandbox.fault(mode="error", status=503, count=3, pathPrefix=f"/v1/connections/{connection_id}")
+    response = alice.get(f"/connections/{connection_id}/delegated-user", htmx=True)
+    assert response.status_code == 502
+    assert text_of(response, "h1") == "Temporarily unavailable"

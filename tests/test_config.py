@@ -1,0 +1,62 @@
+"""Settings are read in one place; the bundled guide list only goes with the sandbox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from config import load_settings
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    # os.environ directly: starlette's `environ` refuses changes to keys already read.
+    monkeypatch.setenv("SECRET_KEY", "s" * 40)
+    for name in ("WAYCORE_BASE_URL", "WAYCORE_API_KEY", "WAYCORE_SETUP_GUIDES"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_embedded_defaults(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    settings = load_settings(env_file=tmp_path / "missing.env")
+    assert settings.uses_embedded_sandbox
+    assert settings.port == 8000 and settings.host == "127.0.0.1"
+    assert settings.poll_interval_seconds == 5 and settings.draft_ttl_days == 30
+    assert settings.setup_guides["customers_bank"] == (
+        "https://docs.waycore.com/user-setup/customers_bank"
+    )
+    assert "way_" not in repr(settings)
+
+
+def test_a_real_waycore_gets_only_configured_guides(
+    env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    env.setenv("WAYCORE_BASE_URL", "https://api.waycore.com/")
+    env.setenv("WAYCORE_API_KEY", "way_live_abc_def")
+    settings = load_settings(env_file=tmp_path / "missing.env")
+    assert settings.waycore_base_url == "https://api.waycore.com"
+    assert settings.setup_guides == {}
+    assert "way_live_abc_def" not in repr(settings)
+    guides = tmp_path / "guides.json"
+    guides.write_text('{"guides": {"bank_x": "https://docs.waycore.com/user-setup/bank_x"}}')
+    env.setenv("WAYCORE_SETUP_GUIDES", str(guides))
+    assert load_settings(env_file=tmp_path / "missing.env").setup_guides == {
+        "bank_x": "https://docs.waycore.com/user-setup/bank_x"
+    }
+
+
+def test_a_guide_list_with_a_non_https_url_is_refused(
+    env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    guides = tmp_path / "guides.json"
+    guides.write_text('{"guides": {"bank_x": "http://example.com/guide"}}')
+    env.setenv("WAYCORE_SETUP_GUIDES", str(guides))
+    with pytest.raises(ValueError):
+        load_settings(env_file=tmp_path / "missing.env")
+
+
+def test_secret_key_is_required(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env.delenv("SECRET_KEY")
+    with pytest.raises(KeyError):
+        load_settings(env_file=tmp_path / "missing.env")
