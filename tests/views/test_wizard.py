@@ -315,19 +315,6 @@ def test_finish_requires_both_confirmations_and_calls_nothing_without_them(
     assert not sandbox.calls("PUT")
 
 
-def test_finish_with_blank_fields_skips_credentials_and_completes_setup(
-    alice: Browser, sandbox: SandboxHandle
-) -> None:
-    connection_id = start_listed(alice, "chase")
-    sandbox.clear()
-    response = finish(alice, connection_id, bank_username="  ", bank_customer_id="", password="")
-    assert response.status_code == 303
-    assert response.headers["location"] == f"/connections/{connection_id}/activation"
-    assert [(c.method, c.path) for c in sandbox.calls("PUT")] == [
-        ("PUT", f"/v1/connections/{connection_id}/setupCompletion")
-    ]
-
-
 def test_finish_sends_only_the_populated_fields_then_completes(
     alice: Browser, sandbox: SandboxHandle
 ) -> None:

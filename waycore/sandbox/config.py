@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# One status list for the client's models and the sandbox (re-exported for the wire rules).
+from waycore.models import CONNECTION_STATUSES as CONNECTION_STATUSES
+
 #: Every scope a key can carry; the root key carries all of them.
 SCOPES: tuple[str, ...] = (
     "entities:read",
@@ -20,17 +23,6 @@ SCOPES: tuple[str, ...] = (
     "webhooks:write",
 )
 
-#: Every connection status the guide names (the seven documented ones plus invalidConfig).
-CONNECTION_STATUSES: tuple[str, ...] = (
-    "draft",
-    "pendingActivation",
-    "active",
-    "reauthRequired",
-    "errored",
-    "invalidConfig",
-    "paused",
-    "revoked",
-)
 
 #: The documented webhook event enum (`account.*` and `transfer.*` are accepted, never sent).
 WEBHOOK_EVENTS: tuple[str, ...] = (
