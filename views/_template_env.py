@@ -31,6 +31,7 @@ HTMX_CONFIG = {
     "responseHandling": [
         {"code": "204", "swap": False},
         {"code": "[23]..", "swap": True},
+        {"code": "422", "swap": True},  # a form answered with its validation messages
         {"code": "[45]..", "swap": True, "error": True},
     ],
 }
