@@ -148,8 +148,12 @@ async def new_connection(request: Request) -> Response:
 
 async def search_institutions(request: Request) -> Response:
     """Search as you type: the suggestions list only (debounced by htmx on the input)."""
-    await _deps.require_user(request, "connect")
+    user = await _deps.require_user(request, "connect")
     q = request.query_params.get("q", "").strip()[:MAX_QUERY]
+    draft_id = request.query_params.get("draft_id", "")[:64]
+    draft = await _own_draft(request, user, draft_id) if draft_id else None
+    if not htmx.is_htmx(request):
+        return RedirectResponse("/connections/new?" + urlencode({"q": q}), status_code=303)
     results: list[Institution] | None = None
     problem = None
     if len(q) >= 2:
@@ -157,9 +161,7 @@ async def search_institutions(request: Request) -> Response:
             results = await _deps.waycore(request).search_institutions(q)
         except WaycoreError as exc:
             problem = problem_for(exc, "searching institutions")
-    context = _details_context(q=q, results=results, problem=problem)
-    if not htmx.is_htmx(request):
-        return RedirectResponse("/connections/new?" + urlencode({"q": q}), status_code=303)
+    context = _details_context(q=q, draft=draft, results=results, problem=problem)
     return render(request, "connections/details.html", context, block="institution_results")
 
 
@@ -176,6 +178,8 @@ async def select_institution(request: Request) -> Response:
             _details_context(q=q, errors={"search": "Choose your bank from the list."}),
             status=422,
         )
+    draft_id = _text(form, "draft_id", 64)
+    draft = await _own_draft(request, user, draft_id) if draft_id else None
     try:
         institution = await _deps.waycore(request).get_institution(institution_id)
     except ValueError:  # not an id any catalog entry can have (e.g. "a/b")
@@ -184,13 +188,19 @@ async def select_institution(request: Request) -> Response:
     except WaycoreError as exc:
         problem = problem_for(exc, "reading the chosen institution")
         return render(request, "connections/details.html", _details_context(q=q, problem=problem))
-    draft = await _deps.store(request).create_draft(
-        user.tenant.id,
-        user.id,
-        institution_id=institution.institution_id,
-        institution_name=institution.name,
-        portal_url=institution.canonical_portal_url,
-    )
+    chosen = {
+        "institution_id": institution.institution_id,
+        "institution_name": institution.name,
+        "portal_url": institution.canonical_portal_url,
+    }
+    store = _deps.store(request)
+    if draft is not None and not draft.connection_id:
+        # Another bank for the same draft: one draft, not a trail of abandoned ones.
+        await store.update_draft(
+            user.tenant.id, draft.id, requested_institution_name=None, **chosen
+        )
+    else:
+        draft = await store.create_draft(user.tenant.id, user.id, **chosen)
     suffix = "?" + urlencode({"q": q}) if q else ""
     return navigate(request, f"/connections/drafts/{draft.id}{suffix}")
 
@@ -204,20 +214,22 @@ async def draft_page(request: Request) -> Response:
     await _deps.entities(request).prefetch(user.tenant)
     q = request.query_params.get("q", "").strip()[:MAX_QUERY]
     institution = None
+    results: list[Institution] | None = None
     problem = None
-    if draft.institution_id:
-        try:
+    try:
+        if request.query_params.get("change"):  # choosing another bank for this same draft
+            results = await _deps.waycore(request).search_institutions(q) if q else None
+        elif draft.institution_id:
             institution = await _deps.waycore(request).get_institution(draft.institution_id)
-        except WaycoreError as exc:
-            problem = problem_for(exc, "reading the draft's institution")
-    unlisted = None
-    if not draft.institution_id:
-        unlisted = {
-            "bank_name": draft.requested_institution_name or "",
-            "portal_url": draft.portal_url or "",
-        }
+    except WaycoreError as exc:
+        problem = problem_for(exc, "reading institutions for a draft")
     context = _details_context(
-        q=q, draft=draft, institution=institution, unlisted=unlisted, problem=problem
+        q=q,
+        draft=draft,
+        institution=institution,
+        results=results,
+        unlisted=_unlisted_values(draft),
+        problem=problem,
     )
     return render(request, "connections/details.html", context)
 

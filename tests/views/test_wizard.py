@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.support import (
@@ -510,3 +512,49 @@ def test_a_failed_navigation_still_shows_the_error_page(
     response = alice.get(f"/connections/{connection_id}/delegated-user", htmx=True)
     assert response.status_code == 502
     assert text_of(response, "h1") == "Temporarily unavailable"
+
+
+def test_choosing_a_different_bank_updates_the_same_draft(
+    alice: Browser, sandbox: SandboxHandle
+) -> None:
+    location = alice.post("/connections/drafts", {"institution_id": "chase", "q": "cha"}).headers[
+        "location"
+    ]
+    draft_id = location.split("/")[-1].split("?")[0]
+    page = soup(alice.get(location))
+    change = [a for a in page.select("a") if a.get_text(strip=True) == "Choose a different bank"][0]
+    assert change["href"] == f"/connections/drafts/{draft_id}?change=1&q=cha"
+    search = soup(alice.get(change["href"]))
+    assert search.select_one("#institution-search")["value"] == "cha"
+    assert json.loads(search.select_one("#institution-search")["hx-vals"]) == {"draft_id": draft_id}
+    fragment = soup(
+        alice.get(
+            f"/connections/institutions?q=apple&draft_id={draft_id}",
+            htmx=True,
+            target="institution-results",
+        )
+    )
+    assert fragment.select_one("input[name=draft_id]")["value"] == draft_id
+    response = alice.post(
+        "/connections/drafts", {"institution_id": "apple_bank", "draft_id": draft_id}
+    )
+    assert response.headers["location"] == f"/connections/drafts/{draft_id}"
+    listing = soup(alice.get("/connections"))
+    (row,) = listing.select("[data-draft-id]")
+    assert "Apple Bank" in row.get_text()
+
+
+def test_another_tenants_draft_cannot_be_changed_through_the_search(
+    alice: Browser, dana: Browser
+) -> None:
+    location = alice.post("/connections/drafts", {"institution_id": "chase"}).headers["location"]
+    draft_id = location.split("/")[-1]
+    response = dana.get(
+        f"/connections/institutions?q=apple&draft_id={draft_id}", htmx=True, target="x"
+    )
+    assert response.status_code == 404
+    response = dana.post(
+        "/connections/drafts", {"institution_id": "apple_bank", "draft_id": draft_id}
+    )
+    assert response.status_code == 404
+    assert "JPMorgan Chase" in soup(alice.get(location)).select_one("#selected-bank-title").text
