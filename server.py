@@ -19,7 +19,6 @@ from pathlib import Path
 
 import httpx
 from starlette.applications import Starlette
-from starlette.datastructures import Secret
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import Mount
@@ -45,9 +44,13 @@ PURGE_INTERVAL_SECONDS = 60 * 60
 
 
 def _waycore_client(
-    settings: Settings, transport: httpx.AsyncBaseTransport | None, sandbox_app: object | None
+    settings: Settings,
+    key: str,
+    transport: httpx.AsyncBaseTransport | None,
+    sandbox_app: object | None,
 ) -> WaycoreClient:
-    key = settings.waycore_api_key.__str__() if settings.waycore_api_key else ""
+    """The app's one Waycore client: over `transport` (tests), in-process to the embedded
+    sandbox, or over the network to `WAYCORE_BASE_URL`."""
     if transport is not None:
         base = settings.waycore_base_url or "https://api.waycore.test"
         return WaycoreClient.create(base, key, transport=transport)
@@ -108,15 +111,13 @@ def create_app(
             store = await Store.open(settings.database_path, draft_ttl_days=settings.draft_ttl_days)
             stack.push_async_callback(store.close)
             await store.purge_expired()
-            effective = settings
+            key = str(settings.waycore_api_key or "")
             sandbox_app = None
             if waycore_transport is None and settings.uses_embedded_sandbox:
+                # Imported here: an app configured for a real Waycore never loads the sandbox.
                 from waycore.sandbox import Sandbox, SandboxConfig
 
-                key = str(settings.waycore_api_key or "") or (
-                    "way_test_local_" + secrets.token_urlsafe(24)
-                )
-                effective = replace(settings, waycore_api_key=Secret(key))
+                key = key or "way_test_local_" + secrets.token_urlsafe(24)
                 sandbox = Sandbox(
                     SandboxConfig(
                         api_key=key,
@@ -128,7 +129,7 @@ def create_app(
                 await stack.enter_async_context(sandbox)
                 app.state.sandbox = sandbox
                 sandbox_app = sandbox.app
-            client = _waycore_client(effective, waycore_transport, sandbox_app)
+            client = _waycore_client(settings, key, waycore_transport, sandbox_app)
             stack.push_async_callback(client.aclose)
             resolver = EntityResolver(store, client)
             stack.push_async_callback(resolver.aclose)

@@ -20,8 +20,6 @@ HX_REDIRECT = "HX-Redirect"
 HX_TRIGGER_RESPONSE = "HX-Trigger"
 #: Responses vary on these request headers (fragment vs full page).
 VARY = "HX-Request, HX-History-Restore-Request"
-#: htmx stops polling when a polled request answers 286.
-STOP_POLLING = 286
 
 
 def is_htmx(request: Request) -> bool:

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from config import DEFAULT_SETUP_GUIDE_URL
 from host import HostUser
 from store import Draft, OwnedConnection
 from views import _deps, htmx
@@ -457,8 +458,6 @@ def guide_url(request: Request, institution_id: str | None) -> str:
     guides = _deps.settings(request).setup_guides
     if institution_id and institution_id in guides:
         return guides[institution_id]
-    from config import DEFAULT_SETUP_GUIDE_URL
-
     return DEFAULT_SETUP_GUIDE_URL
 
 
