@@ -27,20 +27,16 @@ from starlette.templating import Jinja2Templates
 
 from config import Settings, load_settings
 from host import DemoAuth, HostAuth
+from onboarding.entities import EntityResolver
+from onboarding.operations import purge_periodically, register_webhook
+from security import CSRFMiddleware, SecurityHeadersMiddleware
 from store import Store
-from views import auth, connections, health, webhooks, wizard
-from views._deps import AppState
-from views._entities import EntityResolver
-from views._exceptions import EXCEPTION_HANDLERS
-from views._security import CSRFMiddleware, SecurityHeadersMiddleware
-from views._template_env import configure_templates
+from views import EXCEPTION_HANDLERS, WEBHOOK_PATH, AppState, csrf_refused, routes
+from views.guards import STATE_KEY
+from views.render import configure_templates
 from waycore.client import WaycoreClient
 
 ROOT = Path(__file__).resolve().parent
-log = logging.getLogger("app")
-
-#: How often expired drafts and sessions are purged while the app runs.
-PURGE_INTERVAL_SECONDS = 60 * 60
 
 
 def _waycore_client(
@@ -69,31 +65,14 @@ def _waycore_client(
     )
 
 
-#: The events this app acts on.
-WEBHOOK_EVENTS = ["connection.status_changed", "transactions.sync_available"]
-
-
 async def _webhook_secret(settings: Settings, client: WaycoreClient, embedded: bool) -> str | None:
     """The receiver's signing secret: configured for a real Waycore; with the embedded sandbox,
-    registered at start (replacing earlier registrations of the same URL)."""
+    registered at start."""
     if settings.webhook_secret is not None:
         return str(settings.webhook_secret)
     if not (embedded and settings.webhook_url):
         return None
-    for old in await client.list_webhooks():
-        if old.url == settings.webhook_url:
-            await client.delete_webhook(old.id)
-    registration = await client.create_webhook(settings.webhook_url, WEBHOOK_EVENTS)
-    log.info("webhook deliveries from the sandbox go to %s", settings.webhook_url)
-    return registration.secret
-
-
-async def _purge_periodically(store: Store) -> None:
-    while True:
-        await asyncio.sleep(PURGE_INTERVAL_SECONDS)
-        removed = await store.purge_expired()
-        if removed:
-            log.info("purged %d expired draft(s)", removed)
+    return await register_webhook(client, settings.webhook_url)
 
 
 def create_app(
@@ -106,7 +85,7 @@ def create_app(
     `waycore_transport` replaces the network to Waycore (tests)."""
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, AppState]]:
         async with contextlib.AsyncExitStack() as stack:
             store = await Store.open(settings.database_path, draft_ttl_days=settings.draft_ttl_days)
             stack.push_async_callback(store.close)
@@ -134,10 +113,9 @@ def create_app(
             resolver = EntityResolver(store, client)
             stack.push_async_callback(resolver.aclose)
             webhook_secret = await _webhook_secret(settings, client, sandbox_app is not None)
-            purger = asyncio.create_task(_purge_periodically(store))
+            purger = asyncio.create_task(purge_periodically(store))
             stack.callback(purger.cancel)
-            app.state.store = store
-            yield AppState(
+            state = AppState(
                 settings=settings,
                 store=store,
                 waycore=client,
@@ -145,17 +123,10 @@ def create_app(
                 entities=resolver,
                 webhook_secret=webhook_secret,
             )
+            yield {STATE_KEY: state}
 
     templates = configure_templates(Jinja2Templates(directory=ROOT / "templates"), settings)
-    routes = [
-        *health.routes,
-        *auth.routes,
-        # The wizard's fixed paths (/connections/new ...) before /connections/{connection_id}.
-        *wizard.routes,
-        *connections.routes,
-        *webhooks.routes,
-        Mount("/static", StaticFiles(directory=ROOT / "static"), name="static"),
-    ]
+    static = Mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     middleware = [
         Middleware(SecurityHeadersMiddleware),
         Middleware(
@@ -166,17 +137,17 @@ def create_app(
             same_site="lax",
             https_only=settings.session_https_only,
         ),
-        Middleware(CSRFMiddleware, exempt_paths=[webhooks.PATH]),  # signed by Waycore instead
+        # The webhook receiver is signed by Waycore instead.
+        Middleware(CSRFMiddleware, refuse=csrf_refused, exempt_paths=[WEBHOOK_PATH]),
     ]
     app = Starlette(
         debug=settings.debug,
-        routes=routes,
+        routes=[*routes, static],
         middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     app.state.templates = templates
-    app.state.settings = settings
     return app
 
 
@@ -186,7 +157,7 @@ def main() -> None:
     settings = load_settings()
     if settings.uses_embedded_sandbox and not settings.webhook_url:
         host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
-        settings = replace(settings, webhook_url=f"http://{host}:{settings.port}{webhooks.PATH}")
+        settings = replace(settings, webhook_url=f"http://{host}:{settings.port}{WEBHOOK_PATH}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     uvicorn.run(
         create_app(settings),

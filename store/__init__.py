@@ -49,6 +49,8 @@ class OwnedConnection:
     requested_institution_name: str | None
     sync_allowed_at: float | None
     created_at: float
+    #: When the connection was first seen ready and its drafts were cleared; None before.
+    settled_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -201,14 +203,6 @@ class Store:
         )
         return [_draft(row) for row in rows]
 
-    async def draft_for_connection(self, tenant_id: str, connection_id: str) -> Draft | None:
-        row = await self._one(
-            "SELECT * FROM drafts WHERE tenant_id = ? AND connection_id = ? AND updated_at > ?"
-            " ORDER BY updated_at DESC LIMIT 1",
-            (tenant_id, connection_id, self._fresh_after()),
-        )
-        return _draft(row) if row else None
-
     async def delete_draft(self, tenant_id: str, draft_id: str) -> bool:
         count = await self._write(
             "DELETE FROM drafts WHERE tenant_id = ? AND id = ?", (tenant_id, draft_id)
@@ -278,6 +272,15 @@ class Store:
         await self._write(
             "DELETE FROM connections WHERE tenant_id = ? AND connection_id = ?",
             (tenant_id, connection_id),
+        )
+
+    async def settle_connection(self, tenant_id: str, connection_id: str) -> None:
+        """The connection is ready: delete its drafts, then remember that this was done (both
+        idempotent: an interruption between them only means doing it again next time)."""
+        await self.delete_drafts_for_connection(tenant_id, connection_id)
+        await self._write(
+            "UPDATE connections SET settled_at = ? WHERE tenant_id = ? AND connection_id = ?",
+            (time.time(), tenant_id, connection_id),
         )
 
     async def set_sync_allowed_at(self, tenant_id: str, connection_id: str, when: float) -> None:

@@ -67,6 +67,10 @@ MIGRATIONS: tuple[str, ...] = (
         received_at REAL NOT NULL
     );
     """,
+    # A connection first seen ready and active has its drafts cleared once ("settled").
+    """
+    ALTER TABLE connections ADD COLUMN settled_at REAL;
+    """,
 )
 
 

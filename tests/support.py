@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import httpx2
 from bs4 import BeautifulSoup
 from starlette.applications import Starlette
 from starlette.datastructures import Secret
@@ -37,11 +38,11 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     return replace(settings, **overrides)
 
 
-def soup(response: httpx.Response) -> BeautifulSoup:
+def soup(response: httpx2.Response) -> BeautifulSoup:
     return BeautifulSoup(response.text, "html.parser")
 
 
-def text_of(response: httpx.Response, selector: str) -> str:
+def text_of(response: httpx2.Response, selector: str) -> str:
     element = soup(response).select_one(selector)
     assert element is not None, f"no {selector!r} in:\n{response.text[:2000]}"
     return " ".join(element.get_text(" ").split())
@@ -56,19 +57,19 @@ class Browser:
         # Each browser has its own cookie jar, so several users can share one running app.
         self.cookies = type(client.cookies)()
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx2.Response:
         self.client.cookies = self.cookies
         try:
             return self.client.request(method, path, **kwargs)
         finally:
             self.cookies = type(self.client.cookies)(self.client.cookies)
 
-    def _remember_csrf(self, response: httpx.Response) -> None:
+    def _remember_csrf(self, response: httpx2.Response) -> None:
         match = re.search(r'name="csrf_token" value="([^"]+)"', response.text)
         if match:
             self.csrf = match.group(1)
 
-    def sign_in(self, user_id: str) -> httpx.Response:
+    def sign_in(self, user_id: str) -> httpx2.Response:
         self._remember_csrf(self._send("GET", "/signin"))
         response = self._send(
             "POST",
@@ -81,7 +82,7 @@ class Browser:
 
     def get(
         self, path: str, *, htmx: bool = False, target: str | None = None, **kwargs: Any
-    ) -> httpx.Response:
+    ) -> httpx2.Response:
         headers = dict(kwargs.pop("headers", {}))
         if htmx:
             headers["HX-Request"] = "true"
@@ -99,7 +100,7 @@ class Browser:
         target: str | None = None,
         csrf: bool = True,
         **kwargs: Any,
-    ) -> httpx.Response:
+    ) -> httpx2.Response:
         headers = dict(kwargs.pop("headers", {}))
         form = dict(data or {})
         if htmx:
@@ -159,14 +160,13 @@ class SandboxHandle:
         status, _ = self.control("POST", "/_sandbox/faults", body)
         assert status == 201
 
-    def set_status(self, connection_id: str, status: str) -> None:
-        code, _ = self.control(
-            "PUT", f"/_sandbox/connections/{connection_id}/status", {"status": status}
-        )
+    def set_status(self, connection_id: str, status: str, kind: str | None = None) -> None:
+        body = {"status": status} if kind is None else {"status": status, "kind": kind}
+        code, _ = self.control("PUT", f"/_sandbox/connections/{connection_id}/status", body)
         assert code == 200
 
 
-def connection_id_from(response: httpx.Response) -> str:
+def connection_id_from(response: httpx2.Response) -> str:
     """The connection id in the URL a step navigated to (303 Location or HX-Location)."""
     location = response.headers.get("location") or response.headers.get("hx-location", "")
     match = re.search(r"/connections/(conn_[A-Za-z0-9]+)", location or str(response.url))
@@ -195,12 +195,12 @@ def start_unlisted(browser: Browser, bank_name: str, portal_url: str) -> str:
     return connection_id_from(response)
 
 
-def finish(browser: Browser, connection_id: str, **fields: str) -> httpx.Response:
+def finish(browser: Browser, connection_id: str, **fields: str) -> httpx2.Response:
     form = {"confirm_active": "yes", "accept_terms": "yes", **fields}
     return browser.post(f"/connections/{connection_id}/finish", form)
 
 
-def all_text(responses: Iterator[httpx.Response]) -> str:
+def all_text(responses: Iterator[httpx2.Response]) -> str:
     parts = []
     for response in responses:
         parts.append(response.text)

@@ -1,0 +1,32 @@
+"""The screens and endpoints, one module per screen or resource, each exporting `routes`.
+
+Screens: `connections` (the list), `choose_bank` (before Waycore has a connection),
+`setup` (delegated user, finish setup, activation), `connection` (a connection's page, sync,
+delete), `auth` (demo sign-in), `webhooks` (Waycore's signed events), `health`.
+Helpers: `guards` (who is asking, what they own, which step), `render` (page or fragment),
+`htmx` (its protocol), `urls` (every URL, from the route table), `errors` (problems and the
+exception handlers), `status` (the status display rules), `filters` (Jinja filters).
+
+`routes` and `EXCEPTION_HANDLERS` are what `server.create_app` wires in.
+"""
+
+from __future__ import annotations
+
+from views import auth, choose_bank, connection, connections, health, setup, webhooks
+from views.errors import EXCEPTION_HANDLERS, csrf_refused
+from views.guards import AppState
+
+#: Fixed paths (/connections/new ...) come before /connections/{connection_id}.
+routes = [
+    *health.routes,
+    *auth.routes,
+    *connections.routes,
+    *choose_bank.routes,
+    *setup.routes,
+    *connection.routes,
+    *webhooks.routes,
+]
+
+__all__ = ["EXCEPTION_HANDLERS", "AppState", "csrf_refused", "routes", "WEBHOOK_PATH"]
+
+WEBHOOK_PATH = webhooks.PATH

@@ -14,20 +14,21 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from host import DEMO_DIRECTORY, SESSION_ID_KEY
-from views import _deps
-from views._render import render
-from views._security import csrf_token
+from security import csrf_token
+from views.guards import app_state, current_user
+from views.render import render
+from views.urls import url_for
 
 
 async def signin_page(request: Request) -> Response:
-    if not _deps.settings(request).demo_mode:
+    if not app_state(request).settings.demo_mode:
         raise HTTPException(404)
-    user = await _deps.current_user(request)
+    user = await current_user(request)
     return render(request, "signin.html", {"tenants": DEMO_DIRECTORY.tenants(), "signed_in": user})
 
 
 async def signin(request: Request) -> Response:
-    settings = _deps.settings(request)
+    settings = app_state(request).settings
     if not settings.demo_mode:
         raise HTTPException(404)
     form = await request.form()
@@ -35,7 +36,7 @@ async def signin(request: Request) -> Response:
     if user is None:
         context = {"tenants": DEMO_DIRECTORY.tenants(), "error": "Choose a user to sign in as."}
         return render(request, "signin.html", context, status=422)
-    store = _deps.store(request)
+    store = app_state(request).store
     old_sid = request.session.get(SESSION_ID_KEY)
     if isinstance(old_sid, str):
         await store.delete_session(old_sid)
@@ -43,24 +44,24 @@ async def signin(request: Request) -> Response:
     sid = await store.create_session(user.id, user.tenant.id, settings.session_max_age_seconds)
     request.session[SESSION_ID_KEY] = sid
     csrf_token(request.session)
-    return RedirectResponse("/connections", status_code=303)
+    return RedirectResponse(url_for(request, "connections"), status_code=303)
 
 
 async def signout(request: Request) -> Response:
     sid = request.session.get(SESSION_ID_KEY)
     if isinstance(sid, str):
-        await _deps.store(request).delete_session(sid)
+        await app_state(request).store.delete_session(sid)
     request.session.clear()
-    return RedirectResponse("/signin", status_code=303)
+    return RedirectResponse(url_for(request, "signin_page"), status_code=303)
 
 
 async def home(request: Request) -> Response:
-    return RedirectResponse("/connections", status_code=303)
+    return RedirectResponse(url_for(request, "connections"), status_code=303)
 
 
 routes = [
     Route("/", home, methods=["GET"]),
-    Route("/signin", signin_page, methods=["GET"]),
-    Route("/signin", signin, methods=["POST"]),
-    Route("/signout", signout, methods=["POST"]),
+    Route("/signin", signin_page, methods=["GET"], name="signin_page"),
+    Route("/signin", signin, methods=["POST"], name="signin"),
+    Route("/signout", signout, methods=["POST"], name="signout"),
 ]

@@ -6,12 +6,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from views import _deps
+from views.guards import app_state
 
 
 async def healthz(request: Request) -> Response:
-    _deps.store(request)  # raises if the lifespan has not run
-    _deps.waycore(request)
+    app_state(request)  # raises if the lifespan has not run
     return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
 
 

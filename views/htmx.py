@@ -1,4 +1,5 @@
-"""htmx header names and intent-named helpers: the only module that knows htmx's protocol.
+"""htmx header names, its client configuration and intent-named helpers: the only module that
+knows htmx's protocol.
 
 Branch on `HX-Request` (and `HX-Target` to pick a region), never on `HX-Trigger`: that request
 header holds an element id, exists only in htmx 2, and would couple Python to DOM ids.
@@ -9,17 +10,38 @@ from __future__ import annotations
 import json
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 HX_REQUEST = "HX-Request"
 HX_TARGET = "HX-Target"
 HX_HISTORY_RESTORE_REQUEST = "HX-History-Restore-Request"
 HX_LOCATION = "HX-Location"
-HX_PUSH_URL = "HX-Push-Url"
 HX_REDIRECT = "HX-Redirect"
 HX_TRIGGER_RESPONSE = "HX-Trigger"
 #: Responses vary on these request headers (fragment vs full page).
 VARY = "HX-Request, HX-History-Restore-Request"
+
+#: The regions that poll themselves (`hx-target="this"`): a failed check answers the region
+#: again, still polling, instead of an error (`views.errors`).
+POLLED_REGIONS = frozenset({"activation-status", "sync-panel", "delegated-details"})
+
+#: htmx settings (read from a meta tag, so no inline script): no eval, no inline styles, no
+#: script tags from swapped content, no history snapshots of pages holding bank details, same-
+#: origin requests only, and error responses swapped in so their messages show.
+CONFIG = {
+    "allowEval": False,
+    "allowScriptTags": False,
+    "includeIndicatorStyles": False,
+    "historyCacheSize": 0,
+    "refreshOnHistoryMiss": True,
+    "selfRequestsOnly": True,
+    "responseHandling": [
+        {"code": "204", "swap": False},
+        {"code": "[23]..", "swap": True},
+        {"code": "422", "swap": True},  # a form answered with its validation messages
+        {"code": "[45]..", "swap": True, "error": True},
+    ],
+}
 
 
 def is_htmx(request: Request) -> bool:
@@ -35,13 +57,34 @@ def target(request: Request) -> str | None:
     return request.headers.get(HX_TARGET) or None
 
 
-def client_location(url: str, response: Response, *, target_id: str = "main") -> Response:
-    """Make an htmx response navigate to `url` (a relative path): GET it into `#target_id` and
-    push it onto the history, without a full page load."""
+def is_poll(request: Request) -> bool:
+    """A polled region checking on itself."""
+    return is_htmx(request) and target(request) in POLLED_REGIONS
+
+
+def _relative(url: str) -> str:
     if not url.startswith("/") or url.startswith("//"):
-        raise ValueError("client navigation only to relative paths")
-    response.headers[HX_LOCATION] = json.dumps({"path": url, "target": f"#{target_id}"})
-    return response
+        raise ValueError("navigation only to relative paths")
+    return url
+
+
+def navigate(request: Request, url: str) -> Response:
+    """Post/Redirect/Get to `url` (a root-relative path): 303 for a plain request; for htmx, a
+    client navigation that GETs it into `#main` and pushes it onto the history."""
+    if is_htmx(request):
+        response = Response(status_code=200)
+        response.headers[HX_LOCATION] = json.dumps({"path": _relative(url), "target": "#main"})
+        return response
+    return RedirectResponse(_relative(url), status_code=303)
+
+
+def full_redirect(request: Request, url: str) -> Response:
+    """Leave the app's pages for `url` with a full page load (e.g. to a sign-in page)."""
+    if is_htmx(request):
+        response = Response(status_code=200)
+        response.headers[HX_REDIRECT] = url
+        return response
+    return RedirectResponse(url, status_code=303)
 
 
 def with_trigger(response: Response, event: str) -> Response:

@@ -3,8 +3,8 @@ polling.
 
 The signature is checked on the raw body before anything is parsed (`waycore.webhooks`); each
 event id is processed once (Waycore may deliver an event more than once); the answer is a quick
-2xx. A connection that became ready and active has its local drafts cleared even when nobody is
-watching the activation page. Without a signing secret the receiver is off (404).
+2xx. A connection that became ready and active is settled (its local drafts cleared) even when
+nobody is watching the activation page. Without a signing secret the receiver is off (404).
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from views import _deps
+from onboarding import service
+from views.guards import app_state
+from waycore.models import Connection
 from waycore.webhooks import SignatureError, parse_event, verify
 
 log = logging.getLogger("app.webhooks")
@@ -29,7 +31,8 @@ def _answer(status: int, message: str) -> Response:
 
 
 async def receive(request: Request) -> Response:
-    secret: str | None = getattr(request.state, "webhook_secret", None)
+    state = app_state(request)
+    secret = state.webhook_secret
     if not secret:
         return _answer(404, "webhook receiver not configured")
     chunks: list[bytes] = []
@@ -49,19 +52,19 @@ async def receive(request: Request) -> Response:
     except ValueError as exc:
         log.warning("refused a malformed webhook delivery: %s", exc)
         return _answer(400, "malformed event")
-    store = _deps.store(request)
-    if not await store.first_delivery(event.id, event.type):
+    if not await state.store.first_delivery(event.id, event.type):
         return _answer(200, "duplicate")
-    connection_id = str(event.data.get("connectionId") or "")
-    log.info("webhook %s %s for %s: %s", event.id, event.type, connection_id, event.data)
-    if (
-        event.type == "connection.status_changed"
-        and event.data.get("status") == "active"
-        and event.data.get("kind") == "ready"
-    ):
-        tenant_id = await store.tenant_of(connection_id)
-        if tenant_id:
-            await store.delete_drafts_for_connection(tenant_id, connection_id)
+    data = event.data
+    connection_id = str(data.get("connectionId") or "")
+    log.info("webhook %s %s for %s: %s", event.id, event.type, connection_id, data)
+    if event.type == "connection.status_changed" and connection_id:
+        changed = Connection(
+            id=connection_id,
+            entity_id=str(data.get("entityId") or ""),
+            kind=str(data.get("kind") or ""),
+            status=str(data.get("status") or ""),
+        )
+        await service.settle_by_id(state.store, changed)
     return _answer(200, "ok")
 
 

@@ -1,6 +1,6 @@
 """Typed results of the Waycore `/v1` API.
 
-Each dataclass mirrors one documented resource (see `../shared/waycore-api.md`), with fields in
+Each dataclass mirrors one documented resource (see `docs/waycore-api.md`), with fields in
 snake_case and a `from_api()` constructor that reads Waycore's camelCase JSON. Unknown extra
 fields are ignored; missing optional fields become None, so a newer Waycore stays readable.
 """
@@ -8,11 +8,10 @@ fields are ignored; missing optional fields become None, so a newer Waycore stay
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
-ConnectionKind = Literal["setup", "ready"]
 #: Every connection status the guide names (the seven documented ones plus invalidConfig).
 CONNECTION_STATUSES = (
     "draft",
@@ -24,7 +23,6 @@ CONNECTION_STATUSES = (
     "paused",
     "revoked",
 )
-SYNC_STATUSES = ("idle", "syncing")
 
 
 def _opt_str(data: dict[str, Any], key: str) -> str | None:

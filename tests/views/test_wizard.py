@@ -429,24 +429,34 @@ def test_activation_polls_every_5_seconds_then_moves_to_the_connection(
 
 
 @pytest.mark.parametrize(
-    ("institution_id", "label", "kind"),
+    ("institution_id", "label", "kind", "home"),
     [
-        ("scenario_reauth_required", "Reauthentication required", "recoverable"),
-        ("scenario_errored", "Error", "recoverable"),
-        ("scenario_invalid_config", "Needs correction", "recoverable"),
-        ("scenario_paused", "Paused", "terminal"),
-        ("scenario_revoked", "Revoked", "terminal"),
+        ("scenario_reauth_required", "Reauthentication required", "recoverable", "connection"),
+        ("scenario_errored", "Error", "recoverable", "activation"),
+        ("scenario_invalid_config", "Needs correction", "recoverable", "activation"),
+        ("scenario_paused", "Paused", "terminal", "connection"),
+        ("scenario_revoked", "Revoked", "terminal", "connection"),
     ],
 )
 def test_activation_outcomes_stop_polling_and_say_what_to_do(
-    alice: Browser, sandbox: SandboxHandle, institution_id: str, label: str, kind: str
+    alice: Browser, sandbox: SandboxHandle, institution_id: str, label: str, kind: str, home: str
 ) -> None:
+    """A setup-stage outcome stays on the activation screen, polling stopped; a ready or
+    terminal one belongs on the connection page (the journey table), which says the same."""
     connection_id = start_listed(alice, institution_id)
     finish(alice, connection_id)
     sandbox.advance(31)
     response = alice.get(
         f"/connections/{connection_id}/activation/status", htmx=True, target="activation-status"
     )
+    if home == "connection":
+        location = json.loads(response.headers["hx-location"])
+        assert location == {"path": f"/connections/{connection_id}", "target": "#main"}
+        page = soup(alice.get(location["path"], htmx=True))
+        assert page.select_one(".page-head .badge").get_text(strip=True) == label
+        assert connection_id in page.select_one(".alert .reference").get_text()
+        assert page.select_one("[hx-trigger*='load']") is None  # nothing polls here
+        return
     status = soup(response).select_one("#activation-status")
     assert status is not None, response.text
     assert not status.has_attr("hx-trigger")  # polling stops here
@@ -464,8 +474,9 @@ def test_unlisted_scenario_portal_ends_in_its_status(
     connection_id = start_unlisted(alice, "Scenario Bank", "https://revoked.scenario.test/x")
     finish(alice, connection_id)
     sandbox.advance(31)
-    page = soup(alice.get(f"/connections/{connection_id}/activation/status", htmx=True))
-    assert page.select_one("#activation-status .badge").get_text(strip=True) == "Revoked"
+    polled = alice.get(f"/connections/{connection_id}/activation/status", htmx=True)
+    page = soup(alice.get(json.loads(polled.headers["hx-location"])["path"]))
+    assert page.select_one(".page-head .badge").get_text(strip=True) == "Revoked"
 
 
 def test_slow_activation_keeps_polling(alice: Browser, sandbox: SandboxHandle) -> None:

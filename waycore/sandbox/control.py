@@ -77,7 +77,7 @@ def _int(body: dict[str, Any], name: str, default: int, low: int, high: int) -> 
     value = body.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ApiError(400, "invalid_request", f"`{name}` must be an integer from {low} to {high}.")
-    return value
+    return int(value)
 
 
 def parse_fault(body: dict[str, Any]) -> Fault:
@@ -161,7 +161,7 @@ class Control:
         return json_response(self._clock())
 
     async def set_status(self, request: Request) -> Response:
-        body = read_object(request, ("status", "errorCode", "errorMessage"))
+        body = read_object(request, ("status", "kind", "errorCode", "errorMessage"))
         status = body.get("status")
         if status not in CONNECTION_STATUSES:
             raise ApiError(
@@ -169,12 +169,15 @@ class Control:
                 "invalid_request",
                 f"`status` must be one of: {', '.join(CONNECTION_STATUSES)}.",
             )
+        kind = body.get("kind")
+        if kind not in (None, "setup", "ready"):
+            raise ApiError(400, "invalid_request", "`kind` must be `setup` or `ready`.")
         connection_id = request.path_params["connection_id"]
         conn = self.engine.store.connections.get(connection_id)
         if conn is None:
             raise ApiError(404, "not_found", f"Connection {connection_id} was not found.")
         self.engine.force_status(
-            conn, str(status), opt_str(body, "errorCode"), opt_str(body, "errorMessage")
+            conn, str(status), opt_str(body, "errorCode"), opt_str(body, "errorMessage"), kind
         )
         return json_response(render_connection(conn))
 

@@ -361,11 +361,20 @@ class Engine:
         self.store.touch(c)
 
     def force_status(
-        self, c: ConnectionRec, status: str, error_code: str | None, error_message: str | None
+        self,
+        c: ConnectionRec,
+        status: str,
+        error_code: str | None,
+        error_message: str | None,
+        kind: str | None = None,
     ) -> None:
-        """The control API's status override (see docs/sandbox.md)."""
+        """The control API's status override (see docs/sandbox.md). `kind` sets the kind too;
+        without it, setup statuses make a setup record and the others (but `errored`, which
+        keeps its kind) a ready one."""
         now = self.now()
-        if status in _SETUP_STATUSES:
+        if kind is not None:
+            c.kind = kind
+        elif status in _SETUP_STATUSES:
             c.kind = "setup"
         elif status != "errored":
             c.kind = "ready"

@@ -12,9 +12,9 @@ import respx
 from starlette.testclient import TestClient
 
 from host import Tenant
+from onboarding.entities import EntityResolver, EntityUnavailable
 from store import Store
 from tests.support import ROOT_KEY, Browser, SandboxHandle, soup
-from views._entities import EntityResolver, EntityUnavailable
 from waycore.client import WaycoreClient
 from waycore.sandbox import Sandbox, SandboxConfig
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from views._template_env import duration, money, portal_domain, when
+from views.filters import duration, money, portal_domain, when
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,9 @@
-"""The guide's public status display rules, in one table.
+"""The guide's public status display rules, in one table, and the URL of a connection's step.
 
 Labels are chosen by lifecycle stage (`kind` + `status`), never by wording elsewhere. Each status
 also says what the UI does with it: keep polling, offer a fix (recoverable), or stop (terminal).
+Which screen a connection belongs on is `onboarding.journey.step_for` (its URL:
+`views.urls.step_url`).
 """
 
 from __future__ import annotations
@@ -9,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from onboarding.journey import Step
+from store import OwnedConnection
+from views.filters import portal_domain
 from waycore.models import Connection
 
 Tone = Literal["progress", "success", "warning", "danger", "neutral"]
@@ -81,8 +86,6 @@ _BY_STATUS: dict[str, StatusView] = {
 SETUP_IN_PROGRESS = StatusView("Setup in progress", "progress", pending=True)
 ACTIVATING = StatusView("Activating", "progress", pending=True)
 CONNECTED = StatusView("Connected", "success")
-#: Drafts that have not reached Waycore yet.
-LOCAL_DRAFT = StatusView("Draft", "neutral")
 
 SYNC_LABELS = {"idle": "Not currently syncing", "syncing": "Syncing now"}
 
@@ -105,3 +108,34 @@ def sync_label(connection: Connection) -> str | None:
     if connection.kind != "ready" or connection.sync_status is None:
         return None
     return SYNC_LABELS.get(connection.sync_status, connection.sync_status)
+
+
+#: The wizard's progress indicator, in order.
+PROGRESS = (
+    (Step.CHOOSE_BANK, "Connection details"),
+    (Step.DELEGATED_USER, "Delegated user"),
+    (Step.FINISH_SETUP, "Finish setup"),
+    (Step.ACTIVATION, "Activation"),
+)
+
+
+def steps_progress(current: Step) -> list[dict[str, str]]:
+    """The progress indicator's items: each step's label and whether it is done, current or
+    still to do."""
+    index = [step for step, _ in PROGRESS].index(current)
+    return [
+        {"label": label, "state": "done" if i < index else "current" if i == index else "todo"}
+        for i, (_, label) in enumerate(PROGRESS)
+    ]
+
+
+def bank_name(connection: Connection, owned: OwnedConnection | None = None) -> str:
+    """The name a customer knows a connection by: Waycore's institution name, the name recorded
+    here (or typed for an unlisted bank), the portal's domain, else "Your bank"."""
+    return (
+        connection.institution_name
+        or (owned.institution_name if owned else None)
+        or (owned.requested_institution_name if owned else None)
+        or portal_domain(connection.portal_url)
+        or "Your bank"
+    )

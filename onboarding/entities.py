@@ -10,9 +10,11 @@ Waycore 409 on create (another process won the race) falls back to the lookup.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 
 from host import Tenant
+from onboarding.errors import OnboardingError
 from store import Store
 from waycore.client import WaycoreClient
 from waycore.errors import Conflict, WaycoreError
@@ -20,7 +22,7 @@ from waycore.errors import Conflict, WaycoreError
 log = logging.getLogger("app.entities")
 
 
-class EntityUnavailable(Exception):
+class EntityUnavailable(OnboardingError):
     """The tenant's Waycore entity could not be resolved; the flow must stop here."""
 
     def __init__(self, cause: WaycoreError) -> None:
@@ -62,7 +64,7 @@ class EntityResolver:
         if task is None or task.done():
             task = asyncio.create_task(self._find_or_create(tenant), name=f"entity:{tenant.id}")
             self._tasks[tenant.id] = task
-            task.add_done_callback(lambda t, key=tenant.id: self._finished(key, t))
+            task.add_done_callback(functools.partial(self._finished, tenant.id))
         return task
 
     def _finished(self, tenant_id: str, task: asyncio.Task[str]) -> None:

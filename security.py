@@ -1,6 +1,6 @@
 """Request-level protections: CSRF on every state-changing request, and security headers.
 
-CSRF is layered (see STYLE.md): the session cookie is `SameSite=Lax` and HttpOnly; every non-GET
+CSRF is layered: the session cookie is `SameSite=Lax` and HttpOnly; every non-GET
 request from another site is refused by `Sec-Fetch-Site`/`Origin`; and it must carry the token
 bound to the session, as the `X-CSRF-Token` header (htmx sends it through `hx-headers` on
 `<body>`) or as the `csrf_token` field of a plain form (the no-JavaScript path). The webhook
@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from urllib.parse import parse_qs, urlsplit
 
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.responses import HTMLResponse
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CSRF_SESSION_KEY = "csrf"
@@ -47,30 +48,16 @@ def csrf_token(session: dict[str, object]) -> str:
     return token
 
 
-def _forbidden(reason: str, *, fragment: bool) -> HTMLResponse:
-    """403 as a whole page, or (for htmx, which swaps it in place) as an alert only."""
-    message = (
-        '<div class="alert alert-danger" role="alert"><h1>This request was refused</h1>'
-        f"<p>{reason} Reload the page and try again.</p></div>"
-    )
-    body = (
-        message
-        if fragment
-        else "<!doctype html><html lang=en><meta charset=utf-8><title>Request refused</title>"
-        f'<main id="main">{message}</main></html>'
-    )
-    return HTMLResponse(
-        body,
-        status_code=403,
-        headers={"Cache-Control": "no-store", "Vary": "HX-Request, HX-History-Restore-Request"},
-    )
+#: Builds the 403 answer for a refused request (the app renders its error page).
+Refusal = Callable[[Request, str], Response]
 
 
 class CSRFMiddleware:
     """Refuse cross-site or token-less state-changing requests (403) before any view runs."""
 
-    def __init__(self, app: ASGIApp, *, exempt_paths: Iterable[str] = ()) -> None:
+    def __init__(self, app: ASGIApp, *, refuse: Refusal, exempt_paths: Iterable[str] = ()) -> None:
         self.app = app
+        self.refuse = refuse
         self.exempt_paths = frozenset(exempt_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -78,17 +65,16 @@ class CSRFMiddleware:
             await self.app(scope, receive, send)
             return
         expected = csrf_token(scope["session"])
-        if scope["method"] in SAFE_METHODS or scope["path"] in self.exempt_paths:
+        if scope["method"] in SAFE_METHODS or _route_path(scope) in self.exempt_paths:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        fragment = headers.get("hx-request") == "true"
         fetch_site = headers.get("sec-fetch-site")
         origin = headers.get("origin")
         if fetch_site not in (None, "same-origin", "none") or (
             origin is not None and urlsplit(origin).netloc != headers.get("host")
         ):
-            await _forbidden("It did not come from this site.", fragment=fragment)(
+            await self.refuse(Request(scope), "It did not come from this site.")(
                 scope, receive, send
             )
             return
@@ -103,11 +89,17 @@ class CSRFMiddleware:
             values = parse_qs(body.decode("latin-1")).get(CSRF_FIELD)
             sent = values[0] if values else None
         if not sent or not hmac.compare_digest(sent.encode(), expected.encode()):
-            await _forbidden("The page it came from has expired.", fragment=fragment)(
-                scope, receive, send
-            )
+            refusal = self.refuse(Request(scope), "The page it came from has expired.")
+            await refusal(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+def _route_path(scope: Scope) -> str:
+    """The request path within this app (without the prefix it is served or mounted at)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 async def _buffer(receive: Receive) -> tuple[bytes | None, Receive]:

@@ -1,0 +1,441 @@
+"""The onboarding rules that combine the store and Waycore, as plain async functions.
+
+Views parse a request, call one of these, and render what comes back: a value, or a typed error
+(`onboarding.errors`, or Waycore's own `waycore.errors.WaycoreError` for the step to show). No
+function here sees a request, a template or a URL.
+
+The rules, each in one place:
+- ownership before Waycore: a draft or connection id is proven against the tenant's own rows
+  before any Waycore call (`owned_draft`, `owned_connection`);
+- the bank choice: a listed bank by explicit selection, or an unlisted one by an HTTPS portal URL
+  kept exactly as typed, which may not belong to a supported bank (`choose_listed`,
+  `choose_unlisted`); the bank name typed is never sent to Waycore;
+- create or return, with the tenant's entity resolved server-side and a lost entity repaired
+  once (`create_connection`);
+- finish setup: only populated credentials, sent once, then setup completion, with the 409
+  "already completed" recovery (`finish_setup`);
+- a ready connection has no drafts (`settle`), applied where a connection is read and where a
+  webhook says it changed;
+- manual sync honours the cooldown locally: inside it nothing is sent to Waycore (`start_sync`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit
+
+from config import DEFAULT_SETUP_GUIDE_URL
+from host import HostUser
+from onboarding.entities import EntityResolver
+from onboarding.errors import InvalidChoice, NotOwned
+from onboarding.journey import Step, is_waiting, step_for
+from store import Draft, OwnedConnection, Store
+from waycore.client import WaycoreClient
+from waycore.errors import BadRequest, Conflict, NotFound, RateLimited, WaycoreError
+from waycore.models import Connection, ConnectionResult, Institution
+
+log = logging.getLogger("app.onboarding")
+
+MAX_BANK_NAME = 120
+MAX_URL = 2048
+MAX_CREDENTIAL = 256
+#: Waycore's documented manual-sync cooldown, used when a 429 carries no `Retry-After`.
+DEFAULT_SYNC_COOLDOWN_SECONDS = 45 * 60
+
+
+# ---------------------------------------------------------------------------- ownership
+
+
+async def owned_draft(store: Store, tenant_id: str, draft_id: str) -> Draft:
+    """The tenant's draft `draft_id`; `NotOwned` for anyone else's, expired or unknown."""
+    draft = await store.get_draft(tenant_id, draft_id) if draft_id else None
+    if draft is None:
+        raise NotOwned(draft_id)
+    return draft
+
+
+async def owned_record(store: Store, tenant_id: str, connection_id: str) -> OwnedConnection:
+    """The local row proving the tenant owns `connection_id`; `NotOwned` otherwise."""
+    owned = await store.owned_connection(tenant_id, connection_id)
+    if owned is None:
+        raise NotOwned(connection_id)
+    return owned
+
+
+async def owned_connection(
+    store: Store, waycore: WaycoreClient, tenant_id: str, connection_id: str
+) -> tuple[OwnedConnection, Connection]:
+    """The tenant's local record and Waycore's view of the connection.
+
+    Another tenant's (or an unknown) id raises `NotOwned` before any Waycore call. A connection
+    Waycore no longer has is forgotten locally and its `NotFound` raised. A connection read as
+    ready is settled (its drafts cleared) the first time."""
+    owned = await owned_record(store, tenant_id, connection_id)
+    try:
+        connection = await waycore.get_connection(connection_id)
+    except NotFound:
+        await store.forget_connection(tenant_id, connection_id)
+        raise
+    return await settle(store, owned, connection), connection
+
+
+async def settle(store: Store, owned: OwnedConnection, connection: Connection) -> OwnedConnection:
+    """A ready, active connection has no drafts: clear them once, when it is first seen ready."""
+    if not connection.is_ready or owned.settled_at is not None:
+        return owned
+    await store.settle_connection(owned.tenant_id, owned.connection_id)
+    log.info("connection %s is ready; its drafts are cleared", owned.connection_id)
+    return await owned_record(store, owned.tenant_id, owned.connection_id)
+
+
+async def settle_by_id(store: Store, connection: Connection) -> None:
+    """`settle` for a system event (a webhook), which carries no signed-in tenant."""
+    tenant_id = await store.tenant_of(connection.id)
+    if tenant_id is None:
+        return
+    owned = await store.owned_connection(tenant_id, connection.id)
+    if owned is not None:
+        await settle(store, owned, connection)
+
+
+# ---------------------------------------------------------------------------- choosing the bank
+
+
+def validate_portal_url(raw: str) -> tuple[str | None, str | None]:
+    """(url, None) for a valid HTTPS portal URL, kept exactly as typed (surrounding whitespace
+    aside); (None, message) otherwise."""
+    url = raw.strip()
+    if not url:
+        return None, "Enter the web address of your bank\u2019s online banking sign-in page."
+    if len(url) > MAX_URL:
+        return None, "That address is too long to be a bank portal URL."
+    if any(char.isspace() for char in url):
+        return None, "The portal URL must not contain spaces."
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+        _ = parts.port
+    except ValueError:
+        return None, "That is not a valid web address."
+    if parts.scheme.lower() != "https":
+        if parts.scheme.lower() == "http":
+            return None, "The portal URL must use HTTPS: it should start with https://"
+        return None, "Enter the full address, starting with https://"
+    if not hostname or "." not in hostname.strip("."):
+        return (
+            None,
+            "The portal URL must include your bank\u2019s domain, e.g. https://bank.example.com/login",
+        )
+    if parts.username is not None or parts.password is not None:
+        return None, "The portal URL must not contain a username or password."
+    return url, None
+
+
+@dataclass(frozen=True)
+class BankChoice:
+    """What the customer chose, ready for `POST /v1/connections`.
+
+    `institution` for a listed bank (with `portal_url` only when it has several portals), or
+    `portal_url` alone for an unlisted one."""
+
+    draft: Draft
+    institution: Institution | None
+    portal_url: str | None
+
+
+async def select_institution(
+    store: Store, waycore: WaycoreClient, user: HostUser, draft: Draft | None, institution_id: str
+) -> Draft:
+    """The customer explicitly picked a suggestion: record it on their draft (one draft, not a
+    trail of abandoned ones, when they change their mind), or start a draft with it."""
+    if not institution_id:
+        raise InvalidChoice({"search": "Choose your bank from the list."})
+    try:
+        institution = await waycore.get_institution(institution_id)
+    except ValueError as exc:  # not an id any catalog entry can have (e.g. "a/b")
+        raise InvalidChoice({"search": "Choose your bank from the list."}) from exc
+    chosen = {
+        "institution_id": institution.institution_id,
+        "institution_name": institution.name,
+        "portal_url": institution.canonical_portal_url,
+    }
+    if draft is not None and not draft.connection_id:
+        await store.update_draft(
+            user.tenant.id, draft.id, requested_institution_name=None, **chosen
+        )
+        return await owned_draft(store, user.tenant.id, draft.id)
+    return await store.create_draft(user.tenant.id, user.id, **chosen)
+
+
+async def choose_listed(
+    store: Store, waycore: WaycoreClient, tenant_id: str, draft: Draft | None, portal_url: str
+) -> BankChoice:
+    """The draft's institution, with the sign-in portal the customer picked (default: the
+    canonical one). The portal is sent along only when the institution has several."""
+    if draft is None or not draft.institution_id:
+        raise InvalidChoice({"search": "Search for your bank and choose it."})
+    institution = await waycore.get_institution(draft.institution_id)
+    chosen = portal_url or institution.canonical_portal_url
+    if institution.portal_urls and chosen not in institution.portal_urls:
+        raise InvalidChoice(
+            {"portal_url": "Choose one of the sign-in portals listed for this bank."},
+            institution=institution,
+        )
+    if chosen != draft.portal_url:
+        await store.update_draft(tenant_id, draft.id, portal_url=chosen)
+    send_portal = chosen if len(institution.portal_urls) > 1 else None
+    return BankChoice(draft, institution, send_portal)
+
+
+async def choose_unlisted(
+    store: Store,
+    waycore: WaycoreClient,
+    user: HostUser,
+    draft: Draft | None,
+    bank_name: str,
+    portal_url: str,
+) -> BankChoice:
+    """A bank the catalog does not have: its name (kept here only) and a valid HTTPS portal URL,
+    exactly as typed, that belongs to no supported bank."""
+    url, url_error = validate_portal_url(portal_url)
+    errors = {}
+    if not bank_name:
+        errors["bank_name"] = "Enter your bank\u2019s name so you can recognise it here."
+    elif len(bank_name) > MAX_BANK_NAME:
+        errors["bank_name"] = f"Keep the bank name under {MAX_BANK_NAME} characters."
+    if url_error:
+        errors["portal_url"] = url_error
+    if errors or url is None:
+        raise InvalidChoice(errors)
+    matches = await supported_banks_on(waycore, url)
+    if matches:
+        raise InvalidChoice(
+            {"portal_url": "This bank is supported. Select it from the list below."},
+            suggestions=matches,
+        )
+    fields: dict[str, str | None] = {
+        "institution_id": None,
+        "institution_name": None,
+        "requested_institution_name": bank_name,
+        "portal_url": url,
+    }
+    if draft is None:
+        draft = await store.create_draft(
+            user.tenant.id, user.id, requested_institution_name=bank_name, portal_url=url
+        )
+    else:
+        await store.update_draft(user.tenant.id, draft.id, **fields)
+        draft = await owned_draft(store, user.tenant.id, draft.id)
+    return BankChoice(draft, None, url)
+
+
+async def supported_banks_on(waycore: WaycoreClient, portal_url: str) -> list[Institution]:
+    """Supported institutions whose login portal is on the host the customer typed: they must
+    select that institution instead. Only the portal's host is searched for; the bank name the
+    customer typed stays in this app (it is never sent to Waycore, not even as a search)."""
+    host = (urlsplit(portal_url).hostname or "").lower()
+    found: list[Institution] = []
+    for candidate in await waycore.search_institutions(host, limit=20):
+        domains = {(urlsplit(u).hostname or "").lower() for u in candidate.portal_urls}
+        if host in domains:
+            found.append(candidate)
+    return found
+
+
+# ---------------------------------------------------------------------------- create or return
+
+
+async def create_connection(
+    store: Store,
+    waycore: WaycoreClient,
+    entities: EntityResolver,
+    user: HostUser,
+    choice: BankChoice,
+) -> ConnectionResult:
+    """Create or return the connection for the tenant's entity (resolved here, server-side), and
+    record it as the tenant's and as the draft's resume key.
+
+    A mapping to an entity Waycore no longer knows (`invalid_entity`) is dropped and resolved
+    again, once. Raises `EntityUnavailable` when the entity cannot be resolved: then nothing was
+    sent to `POST /v1/connections`."""
+    institution_id = choice.institution.institution_id if choice.institution else None
+    for attempt in (1, 2):
+        entity_id = await entities.resolve(user.tenant)
+        try:
+            result = await waycore.create_connection(
+                entity_id, institution_id=institution_id, portal_url=choice.portal_url
+            )
+            break
+        except BadRequest as exc:
+            if exc.code != "invalid_entity" or attempt == 2:
+                raise
+            log.warning("entity %s of %s is gone at Waycore; remapping", entity_id, user.tenant.id)
+            await entities.forget(user.tenant, entity_id)
+    connection = result.connection
+    institution_name = connection.institution_name or (
+        choice.institution.name if choice.institution else None
+    )
+    await store.record_connection(
+        user.tenant.id,
+        connection.id,
+        institution_name=institution_name,
+        requested_institution_name=choice.draft.requested_institution_name,
+    )
+    await store.update_draft(user.tenant.id, choice.draft.id, connection_id=connection.id)
+    log.info(
+        "connection %s %s for tenant %s",
+        connection.id,
+        "created" if result.created else "returned (already existed)",
+        user.tenant.id,
+    )
+    await settle(store, await owned_record(store, user.tenant.id, connection.id), connection)
+    return result
+
+
+# ---------------------------------------------------------------------------- finish setup
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Optional bank-issued details. The password is held only for the one request that sends
+    it; it is never stored, logged or rendered back."""
+
+    bank_username: str = ""
+    bank_customer_id: str = ""
+    password: str | None = field(default=None, repr=False)
+
+    @property
+    def any(self) -> bool:
+        return bool(self.bank_username or self.bank_customer_id or self.password)
+
+
+async def finish_setup(
+    waycore: WaycoreClient, connection_id: str, credentials: Credentials
+) -> None:
+    """Submit only the populated bank fields (skipped when all are blank), then mark setup
+    complete. A 409 from a double submit, or another tab finishing first, is success when the
+    connection has left `draft`."""
+    try:
+        if credentials.any:
+            await waycore.update_credentials(
+                connection_id,
+                bank_username=credentials.bank_username or None,
+                bank_customer_id=credentials.bank_customer_id or None,
+                password=credentials.password,
+            )
+        await waycore.complete_setup(connection_id)
+    except Conflict:
+        if not await _setup_completed(waycore, connection_id):
+            raise
+
+
+async def _setup_completed(waycore: WaycoreClient, connection_id: str) -> bool:
+    try:
+        current = await waycore.get_connection(connection_id)
+    except WaycoreError:
+        return False
+    return current.status != "draft"
+
+
+# ---------------------------------------------------------------------------- sync and delete
+
+
+def cooldown_until(owned: OwnedConnection, now: float | None = None) -> float | None:
+    """When a manual sync is allowed again, while Waycore's cooldown runs; None otherwise."""
+    now = time.time() if now is None else now
+    if owned.sync_allowed_at and owned.sync_allowed_at > now:
+        return owned.sync_allowed_at
+    return None
+
+
+@dataclass(frozen=True)
+class SyncOutcome:
+    """`started` (202), `busy` (409: running or not ready), or `cooling_down` (429, or still
+    inside a cooldown Waycore told us about: then nothing was sent)."""
+
+    result: Literal["started", "busy", "cooling_down"]
+    owned: OwnedConnection
+    connection: Connection | None = None
+
+
+async def start_sync(
+    store: Store, waycore: WaycoreClient, tenant_id: str, connection_id: str
+) -> SyncOutcome:
+    """Ask Waycore for a manual sync, unless its cooldown is known to be running."""
+    owned = await owned_record(store, tenant_id, connection_id)
+    if cooldown_until(owned) is not None:
+        return SyncOutcome("cooling_down", owned)
+    try:
+        connection = await waycore.sync_connection(connection_id)
+    except RateLimited as exc:
+        wait = exc.retry_after if exc.retry_after is not None else DEFAULT_SYNC_COOLDOWN_SECONDS
+        await store.set_sync_allowed_at(tenant_id, connection_id, time.time() + wait)
+        log.info("sync of %s in cooldown for %.0f s", connection_id, wait)
+        return SyncOutcome("cooling_down", await owned_record(store, tenant_id, connection_id))
+    except Conflict:
+        return SyncOutcome("busy", owned)
+    return SyncOutcome("started", owned, connection)
+
+
+async def delete_connection(
+    store: Store, waycore: WaycoreClient, user: HostUser, connection_id: str
+) -> None:
+    """`DELETE /v1/connections/{id}` (the caller has the customer's explicit confirmation), then
+    forget it locally with its drafts."""
+    await waycore.delete_connection(connection_id)
+    await store.forget_connection(user.tenant.id, connection_id)
+    log.info("connection %s deleted by %s (%s)", connection_id, user.id, user.tenant.id)
+
+
+# ---------------------------------------------------------------------------- the list
+
+
+@dataclass(frozen=True)
+class Overview:
+    """The tenant's connections, grouped the way the list shows them, and its open drafts.
+
+    `error` is set when Waycore could not be asked: the drafts still show."""
+
+    live: list[Connection]
+    attention: list[Connection]
+    in_setup: list[Connection]
+    drafts: list[Draft]
+    owned: dict[str, OwnedConnection]
+    error: WaycoreError | None = None
+
+
+async def overview(
+    store: Store, waycore: WaycoreClient, entities: EntityResolver, user: HostUser
+) -> Overview:
+    """Waycore's connections of the tenant's entity (recorded locally as the tenant's), grouped
+    by the journey table, with the drafts that have no connection yet."""
+    tenant = user.tenant
+    drafts = [d for d in await store.list_drafts(tenant.id) if not d.connection_id]
+    owned = {row.connection_id: row for row in await store.owned_connections(tenant.id)}
+    entity_id = await store.entity_for(tenant.id)
+    if entity_id is None:
+        await entities.prefetch(tenant)
+        return Overview([], [], [], drafts, owned)
+    try:
+        listed = await waycore.list_connections(entity_id=entity_id)
+    except WaycoreError as exc:
+        return Overview([], [], [], drafts, owned, error=exc)
+    connections = [c for c in listed if not c.entity_id or c.entity_id == entity_id]
+    for connection in connections:
+        if connection.id not in owned:
+            await store.record_connection(tenant.id, connection.id)
+            owned[connection.id] = await owned_record(store, tenant.id, connection.id)
+    live = [c for c in connections if c.is_ready]
+    in_setup = [c for c in connections if step_for(c) is Step.DELEGATED_USER or is_waiting(c)]
+    attention = [c for c in connections if not c.is_ready and c not in in_setup]
+    return Overview(live, attention, in_setup, drafts, owned)
+
+
+def guide_url(setup_guides: dict[str, str], institution_id: str | None) -> str:
+    """The exact guide Waycore supplied for this institution, else the general setup page."""
+    if institution_id and institution_id in setup_guides:
+        return setup_guides[institution_id]
+    return DEFAULT_SETUP_GUIDE_URL

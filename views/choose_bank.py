@@ -1,0 +1,250 @@
+"""Choosing the bank: the wizard's first step, before Waycore has a connection.
+
+Progress here is a local draft (`/connections/drafts/{id}`), scoped by tenant and never holding a
+secret. The customer searches the catalog (nothing is ever auto-selected) and explicitly picks a
+bank, or enters an unlisted bank's HTTPS portal URL. "Continue" creates or returns the Waycore
+connection; from then on its id is the resume key and the setup screens (`views.setup`) take
+over. Discarding a draft is local only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from host import HostUser
+from onboarding import service
+from onboarding.entities import EntityUnavailable
+from onboarding.errors import InvalidChoice
+from onboarding.journey import Step
+from store import Draft
+from views import htmx
+from views.errors import Problem, problem_for
+from views.guards import app_state, owned_draft, require_user
+from views.render import flash, render
+from views.status import steps_progress
+from views.urls import step_url, url_for
+from waycore.errors import WaycoreError
+from waycore.models import Institution
+
+TEMPLATE = "connections/choose_bank.html"
+MAX_QUERY = 100
+
+
+def form_text(form: FormData, name: str, limit: int) -> str:
+    """A text field, trimmed and capped at `limit` characters ("" when absent)."""
+    value = form.get(name)
+    return value.strip()[:limit] if isinstance(value, str) else ""
+
+
+def query_text(request: Request, name: str, limit: int = MAX_QUERY) -> str:
+    return request.query_params.get(name, "").strip()[:limit]
+
+
+@dataclass
+class ChooseBank:
+    """What the step shows: a search (`q`, `results`), a selected bank (`institution`), the
+    unlisted-bank form as typed (`unlisted`), supported banks matching an entered portal
+    (`suggestions`), field `errors`, and a Waycore `problem`."""
+
+    draft: Draft | None = None
+    q: str = ""
+    institution: Institution | None = None
+    results: list[Institution] | None = None
+    unlisted: dict[str, str] | None = None
+    suggestions: list[Institution] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    problem: Problem | None = None
+    entity_problem: bool = False
+
+    def refused(self, exc: InvalidChoice) -> ChooseBank:
+        self.errors = exc.errors
+        self.institution = exc.institution or self.institution
+        self.suggestions = exc.suggestions
+        return self
+
+    def context(self) -> dict[str, Any]:
+        draft = self.draft
+        unlisted = self.unlisted
+        if unlisted is None and draft is not None and not draft.institution_id:
+            unlisted = {
+                "bank_name": draft.requested_institution_name or "",
+                "portal_url": draft.portal_url or "",
+            }
+        return {
+            "steps": steps_progress(Step.CHOOSE_BANK),
+            "q": self.q,
+            "draft": draft,
+            "institution": self.institution,
+            "results": self.results,
+            "unlisted": unlisted or {},
+            "unlisted_open": bool(unlisted or self.suggestions),
+            "errors": self.errors,
+            "problem": self.problem,
+            "suggestions": self.suggestions,
+            "portal_url": draft.portal_url if draft else None,
+            "entity_problem": self.entity_problem,
+        }
+
+
+async def _search(request: Request, page: ChooseBank) -> None:
+    try:
+        page.results = await app_state(request).waycore.search_institutions(page.q)
+    except WaycoreError as exc:
+        page.problem = problem_for(exc, "searching institutions")
+
+
+async def choose_bank(request: Request) -> Response:
+    """Connection details with no draft yet; `?q=` runs the search without JavaScript."""
+    user = await require_user(request, "connect")
+    await app_state(request).entities.prefetch(user.tenant)
+    page = ChooseBank(q=query_text(request, "q"))
+    if page.q:
+        await _search(request, page)
+    return render(request, TEMPLATE, page.context())
+
+
+async def search_institutions(request: Request) -> Response:
+    """Search as you type: the suggestions list only (debounced by htmx on the input)."""
+    user = await require_user(request, "connect")
+    page = ChooseBank(q=query_text(request, "q"))
+    page.draft = await owned_draft(request, user, query_text(request, "draft_id", 64))
+    if not htmx.is_htmx(request):
+        url = url_for(request, "choose_bank") + "?" + urlencode({"q": page.q})
+        return htmx.navigate(request, url)
+    if len(page.q) >= 2:
+        await _search(request, page)
+    return render(request, TEMPLATE, page.context(), block="institution_results")
+
+
+async def select_institution(request: Request) -> Response:
+    """The customer explicitly picked a suggestion: start (or update) the local draft with it."""
+    user = await require_user(request, "connect")
+    form = await request.form()
+    state = app_state(request)
+    page = ChooseBank(q=form_text(form, "q", MAX_QUERY))
+    page.draft = await owned_draft(request, user, form_text(form, "draft_id", 64))
+    try:
+        draft = await service.select_institution(
+            state.store, state.waycore, user, page.draft, form_text(form, "institution_id", 200)
+        )
+    except InvalidChoice as exc:
+        return render(request, TEMPLATE, ChooseBank(q=page.q).refused(exc).context(), status=422)
+    except WaycoreError as exc:
+        page.problem = problem_for(exc, "reading the chosen institution")
+        return render(request, TEMPLATE, page.context())
+    suffix = "?" + urlencode({"q": page.q}) if page.q else ""
+    return htmx.navigate(request, url_for(request, "draft", draft_id=draft.id) + suffix)
+
+
+async def draft_page(request: Request) -> Response:
+    """Draft resume: connection details as the draft left them (`?change=1`: choosing another
+    bank for this same draft)."""
+    user = await require_user(request, "connect")
+    draft = await owned_draft(request, user, request.path_params["draft_id"])
+    assert draft is not None
+    if draft.connection_id:
+        return htmx.navigate(request, _resume_url(request, draft))
+    state = app_state(request)
+    await state.entities.prefetch(user.tenant)
+    page = ChooseBank(draft=draft, q=query_text(request, "q"))
+    if request.query_params.get("change"):
+        if page.q:
+            await _search(request, page)
+    elif draft.institution_id:
+        try:
+            page.institution = await state.waycore.get_institution(draft.institution_id)
+        except WaycoreError as exc:
+            page.problem = problem_for(exc, "reading institutions for a draft")
+    return render(request, TEMPLATE, page.context())
+
+
+async def discard_draft(request: Request) -> Response:
+    """Cancel before Waycore has a connection: clear the local draft only, no Waycore call.
+    After a connection exists, cancelling leaves the setup resumable."""
+    user = await require_user(request, "connect")
+    draft = await owned_draft(request, user, request.path_params["draft_id"])
+    assert draft is not None
+    if not draft.connection_id:
+        await app_state(request).store.delete_draft(user.tenant.id, draft.id)
+        flash(request, "Draft discarded. Nothing was sent to your bank or to Waycore.")
+    return htmx.navigate(request, url_for(request, "connections"))
+
+
+async def _choice(
+    request: Request, user: HostUser, form: FormData, page: ChooseBank
+) -> service.BankChoice:
+    """The bank the form chose, listed or unlisted (`InvalidChoice` when it cannot go on). The
+    unlisted form's values are kept on `page`, to be shown again as typed."""
+    state = app_state(request)
+    mode = form_text(form, "mode", 16)
+    if mode == "listed":
+        portal_url = form_text(form, "portal_url", service.MAX_URL)
+        return await service.choose_listed(
+            state.store, state.waycore, user.tenant.id, page.draft, portal_url
+        )
+    if mode == "unlisted":
+        raw_url = form.get("portal_url")
+        page.unlisted = {
+            "bank_name": form_text(form, "bank_name", service.MAX_BANK_NAME + 1),
+            "portal_url": raw_url if isinstance(raw_url, str) else "",
+        }
+        return await service.choose_unlisted(
+            state.store, state.waycore, user, page.draft, **page.unlisted
+        )
+    raise InvalidChoice({"search": "Choose your bank, or enter its portal URL."})
+
+
+async def continue_details(request: Request) -> Response:
+    """Continue from connection details: create or return the Waycore connection, then go to
+    the step it belongs on."""
+    user = await require_user(request, "connect")
+    form = await request.form()
+    draft = await owned_draft(request, user, form_text(form, "draft_id", 64))
+    if draft is not None and draft.connection_id:
+        return htmx.navigate(request, _resume_url(request, draft))
+    state = app_state(request)
+    page, status = ChooseBank(draft=draft), 200
+    try:
+        choice = await _choice(request, user, form, page)
+        page = ChooseBank(draft=choice.draft, institution=choice.institution)
+        result = await service.create_connection(
+            state.store, state.waycore, state.entities, user, choice
+        )
+    except InvalidChoice as exc:
+        page, status = page.refused(exc), 422
+    except EntityUnavailable as exc:
+        page.problem = problem_for(exc.cause, "resolving the customer's Waycore entity")
+        page.entity_problem, status = True, 503
+    except WaycoreError as exc:
+        page.problem = problem_for(exc, "creating the connection")
+    else:
+        if not result.created and not result.connection.is_ready:
+            flash(
+                request,
+                "You already had a connection to this bank in progress; it has been resumed.",
+            )
+        return htmx.navigate(request, step_url(request, result.connection))
+    return render(request, TEMPLATE, page.context(), status=status)
+
+
+def _resume_url(request: Request, draft: Draft) -> str:
+    """A draft that has become a Waycore connection resumes there (its step is decided on
+    arrival, by the journey table)."""
+    return url_for(request, "connection", connection_id=draft.connection_id)
+
+
+routes = [
+    Route("/connections/new", choose_bank, methods=["GET"], name="choose_bank"),
+    Route("/connections/institutions", search_institutions, methods=["GET"]),
+    Route("/connections/drafts", select_institution, methods=["POST"]),
+    Route("/connections/drafts/{draft_id}", draft_page, methods=["GET"], name="draft"),
+    Route("/connections/drafts/{draft_id}/discard", discard_draft, methods=["POST"]),
+    Route("/connections/continue", continue_details, methods=["POST"]),
+]

@@ -1,0 +1,222 @@
+"""A connection's page: status, accounts, daily balances, paged transactions, sync and delete.
+
+Data is read only from a usable (ready and active) connection. Sync is optional (activation
+starts the first one) and honours the 45-minute cooldown locally: after a 429 nothing is sent to
+Waycore until `Retry-After` has passed. Delete is for admins, after an explicit confirmation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from host import HostUser
+from onboarding import service
+from onboarding.journey import Step
+from store import OwnedConnection
+from views import htmx
+from views.errors import Problem, problem_for
+from views.guards import app_state, ensure_step, owned_connection, require_user
+from views.render import flash, render
+from views.status import SYNC_LABELS, sync_label
+from views.urls import url_for
+from waycore.errors import WaycoreError
+from waycore.models import Account, Balance, Connection
+
+TEMPLATE = "connections/connection.html"
+TRANSACTIONS_PAGE_SIZE = 25
+BALANCE_DAYS = 14
+
+
+def _sync_context(
+    user: HostUser,
+    owned: OwnedConnection,
+    connection: Connection | None,
+    *,
+    message: str | None = None,
+    problem: Problem | None = None,
+) -> dict[str, Any]:
+    """What the sync panel shows. `connection` is None when no fresh read was made (inside the
+    cooldown nothing is asked of Waycore)."""
+    until = service.cooldown_until(owned)
+    return {
+        "sync_connection_id": owned.connection_id,
+        "sync_state": connection.sync_status if connection else None,
+        "sync_label_text": sync_label(connection) if connection else None,
+        "last_synced_at": connection.last_synced_at if connection else None,
+        "can_sync": user.can("connect") and (connection is None or connection.is_ready),
+        "cooldown_until": until,
+        "cooldown_seconds": int(until - time.time()) + 1 if until else None,
+        "sync_message": message,
+        "sync_problem": problem,
+    }
+
+
+def _balance_table(accounts: list[Account], balances: list[Balance]) -> dict[str, Any]:
+    """Daily ledger balances pivoted to rows by date (newest first), one column per account."""
+    cells: dict[str, dict[str, Balance]] = {}
+    for balance in balances:
+        cells.setdefault(balance.date, {})[balance.account_id] = balance
+    dates = sorted(cells, reverse=True)[:BALANCE_DAYS]
+    return {"dates": dates, "cells": cells, "accounts": accounts}
+
+
+async def _data(request: Request, connection: Connection, cursor: str | None) -> dict[str, Any]:
+    """Accounts, the balance table and one page of transactions; a Waycore failure is a
+    `problem` shown in the page."""
+    if not connection.is_ready:  # data is read only from a usable (ready and active) connection
+        return {"accounts": [], "balances": _balance_table([], []), "transactions": None}
+    client = app_state(request).waycore
+    since = (datetime.now(UTC).date() - timedelta(days=BALANCE_DAYS + 2)).isoformat()
+    try:
+        accounts, balances, transactions = await asyncio.gather(
+            client.list_accounts(connection.id),
+            client.list_balances(connection_id=connection.id, date_gte=since),
+            client.transactions_page(
+                connection_id=connection.id, cursor=cursor, limit=TRANSACTIONS_PAGE_SIZE
+            ),
+        )
+    except WaycoreError as exc:
+        return {
+            "accounts": [],
+            "balances": _balance_table([], []),
+            "transactions": None,
+            "problem": problem_for(exc, "reading connection data"),
+        }
+    return {
+        "accounts": accounts,
+        "balances": _balance_table(accounts, balances),
+        "transactions": transactions,
+    }
+
+
+async def connection_page(request: Request) -> Response:
+    """A connection's page; setup-stage connections are sent to their step."""
+    user = await require_user(request, "read")
+    owned, connection = await owned_connection(request, user)
+    ensure_step(request, Step.CONNECTION, connection)
+    cursor = request.query_params.get("cursor") or None
+    context = {
+        "owned": owned,
+        "connection": connection,
+        "cursor": cursor,
+        "problem": None,
+        "can_delete": user.can("delete"),
+        **await _data(request, connection, cursor),
+        **_sync_context(user, owned, connection),
+    }
+    return render(request, TEMPLATE, context)
+
+
+async def transactions_page(request: Request) -> Response:
+    """The next page of transactions (`nextCursor`), appended by htmx under the table; the first
+    page again (the table) when a sync has brought new ones."""
+    user = await require_user(request, "read")
+    _, connection = await owned_connection(request, user)
+    cursor = request.query_params.get("cursor") or None
+    if not htmx.is_htmx(request):
+        suffix = "?" + urlencode({"cursor": cursor}) if cursor else ""
+        return htmx.navigate(
+            request, url_for(request, "connection", connection_id=connection.id) + suffix
+        )
+    context: dict[str, Any] = {"connection": connection, "cursor": None, "transactions": None}
+    try:
+        context["transactions"] = await app_state(request).waycore.transactions_page(
+            connection_id=connection.id, cursor=cursor, limit=TRANSACTIONS_PAGE_SIZE
+        )
+    except WaycoreError as exc:
+        context["problem"] = problem_for(exc, "reading transactions")
+        return render(request, "connections/_transactions_page.html", context)
+    if cursor:
+        return render(request, "connections/_transactions_page.html", context)
+    return render(request, TEMPLATE, context, block="transactions")
+
+
+async def sync_panel(request: Request) -> Response:
+    """The sync panel, polled while a sync runs; stops polling once the connection is idle."""
+    user = await require_user(request, "read")
+    owned, connection = await owned_connection(request, user)
+    if not htmx.is_htmx(request):
+        return htmx.navigate(request, url_for(request, "connection", connection_id=connection.id))
+    context = _sync_context(user, owned, connection)
+    response = render(request, TEMPLATE, context, block="sync_panel")
+    if connection.sync_status != "syncing" and request.query_params.get("after") == "sync":
+        htmx.with_trigger(response, "transactionsChanged")
+    return response
+
+
+SYNC_MESSAGES = {
+    "started": "Sync started. New transactions will appear when it finishes.",
+    "busy": (
+        "A sync is already running, or the connection is not ready for one yet. "
+        "Nothing was changed; try again in a few minutes."
+    ),
+}
+
+
+async def sync(request: Request) -> Response:
+    """Manual sync: 202 -> "Syncing now"; 409 -> calm retry; 429 -> disabled until allowed.
+
+    Inside a cooldown Waycore told us about, nothing at all is sent to Waycore."""
+    user = await require_user(request, "connect")
+    connection_id = request.path_params["connection_id"]
+    state = app_state(request)
+    try:
+        outcome = await service.start_sync(
+            state.store, state.waycore, user.tenant.id, connection_id
+        )
+    except WaycoreError as exc:
+        owned = await service.owned_record(state.store, user.tenant.id, connection_id)
+        context = _sync_context(user, owned, None, problem=problem_for(exc, "starting a sync"))
+    else:
+        message = SYNC_MESSAGES.get(outcome.result)
+        context = _sync_context(user, outcome.owned, outcome.connection, message=message)
+        if outcome.result == "started":  # 202: queued; poll until Waycore reports idle again
+            context.update(sync_state="syncing", sync_label_text=SYNC_LABELS["syncing"])
+    if not htmx.is_htmx(request):
+        if context["sync_message"]:
+            flash(request, context["sync_message"])
+        return htmx.navigate(request, url_for(request, "connection", connection_id=connection_id))
+    return render(request, TEMPLATE, context, block="sync_panel")
+
+
+async def delete_confirm(request: Request) -> Response:
+    """The confirmation step: says what will be removed. Admins only."""
+    user = await require_user(request, "delete")
+    owned, connection = await owned_connection(request, user)
+    return render(request, "connections/delete.html", {"connection": connection, "owned": owned})
+
+
+async def delete(request: Request) -> Response:
+    """`DELETE /v1/connections/{id}` only with the confirmation field set."""
+    user = await require_user(request, "delete")
+    owned, connection = await owned_connection(request, user)
+    context: dict[str, Any] = {"connection": connection, "owned": owned}
+    if (await request.form()).get("confirm") != "delete":
+        context["error"] = "Tick the box to confirm you want to delete this connection."
+        return render(request, "connections/delete.html", context, status=422)
+    state = app_state(request)
+    try:
+        await service.delete_connection(state.store, state.waycore, user, connection.id)
+    except WaycoreError as exc:
+        context["problem"] = problem_for(exc, "deleting a connection")
+        return render(request, "connections/delete.html", context)
+    flash(request, "The connection and its accounts and transactions were deleted.")
+    return htmx.navigate(request, url_for(request, "connections"))
+
+
+routes = [
+    Route("/connections/{connection_id}", connection_page, methods=["GET"], name="connection"),
+    Route("/connections/{connection_id}/transactions", transactions_page, methods=["GET"]),
+    Route("/connections/{connection_id}/sync", sync_panel, methods=["GET"], name="sync_panel"),
+    Route("/connections/{connection_id}/sync", sync, methods=["POST"], name="sync"),
+    Route("/connections/{connection_id}/delete", delete_confirm, methods=["GET"]),
+    Route("/connections/{connection_id}/delete", delete, methods=["POST"], name="delete"),
+]

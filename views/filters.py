@@ -1,0 +1,56 @@
+"""Jinja filters: how amounts, times, durations and portal addresses read on every screen."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from urllib.parse import urlsplit
+
+
+def portal_domain(url: str | None) -> str:
+    """The host name of a portal URL, shown next to institution names."""
+    if not url:
+        return ""
+    return urlsplit(url).hostname or url
+
+
+def money(amount: str | None, currency: str | None = None) -> str:
+    """`-1234.5` + `USD` -> `-1,234.50 USD`; unparseable amounts are shown as given."""
+    if amount is None:
+        return "\u2014"
+    try:
+        value = Decimal(amount)
+    except InvalidOperation:
+        return f"{amount} {currency or ''}".strip()
+    sign = "\u2212" if value < 0 else ""
+    return f"{sign}{abs(value):,.2f} {currency or ''}".strip()
+
+
+def when(value: str | float | None) -> str:
+    """An ISO timestamp (or epoch seconds) as `2026-11-25 14:05 UTC`: one zone for everyone,
+    whatever the server's or the browser's."""
+    if value is None or value == "":
+        return "\u2014"
+    try:
+        if isinstance(value, int | float):
+            moment = datetime.fromtimestamp(value, UTC)
+        else:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+    except (ValueError, OverflowError, OSError):
+        return str(value)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def duration(seconds: float | None) -> str:
+    """`2700` -> `45 minutes`; short waits in seconds."""
+    if seconds is None:
+        return ""
+    if seconds < 90:
+        return f"{max(1, round(seconds))} seconds"
+    minutes = round(seconds / 60)
+    return f"{minutes} minutes" if minutes < 120 else f"{round(minutes / 60)} hours"
+
+
+FILTERS = {"portal_domain": portal_domain, "money": money, "when": when, "duration": duration}

@@ -1,0 +1,115 @@
+"""Who is asking, and what they may touch: the checks every view opens with.
+
+- `app_state(request)`: what the lifespan opened (one store, one Waycore client, the host's
+  auth, the entity resolver), typed;
+- `require_user(request, permission)`: the signed-in user with that permission, else
+  `SignInRequired` (to the sign-in page) or `PermissionDenied` (403);
+- `owned_connection(request, user)`: the connection in the URL, proven the tenant's before any
+  Waycore call (`onboarding.errors.NotOwned`, a 404, otherwise);
+- `ensure_step(request, step, connection)`: returns when `step` may show this connection, else
+  raises `WrongStep`, which navigates to the step it belongs on (the journey table,
+  `onboarding.journey`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from config import Settings
+from host import HostAuth, HostUser, Permission
+from onboarding import service
+from onboarding.entities import EntityResolver
+from onboarding.journey import Step, may_show
+from store import Draft, OwnedConnection, Store
+from views.urls import step_url
+from waycore.client import WaycoreClient
+from waycore.models import Connection
+
+
+@dataclass(frozen=True)
+class AppState:
+    """Opened by the lifespan: one Waycore client, one store, the host auth seam, the entity
+    resolver, and the webhook receiver's signing secret (None: receiver off)."""
+
+    settings: Settings
+    store: Store
+    waycore: WaycoreClient
+    auth: HostAuth
+    entities: EntityResolver
+    webhook_secret: str | None
+
+
+#: Key of the `AppState` in the lifespan state (`request.scope["state"]`).
+STATE_KEY = "app"
+
+
+def app_state(request: Request) -> AppState:
+    """The lifespan's `AppState` for this request."""
+    state = request.scope.get("state") or {}
+    value = state.get(STATE_KEY)
+    if not isinstance(value, AppState):
+        raise RuntimeError("the app's lifespan has not run")
+    return value
+
+
+class SignInRequired(Exception):
+    """No signed-in user: send the browser to the sign-in page."""
+
+
+class PermissionDenied(Exception):
+    """The signed-in user's role does not allow this action (403 page)."""
+
+    def __init__(self, user: HostUser, permission: Permission) -> None:
+        super().__init__(f"{user.id} ({user.role}) may not {permission}")
+        self.user = user
+        self.permission = permission
+
+
+async def current_user(request: Request) -> HostUser | None:
+    """The signed-in user (also kept on `request.state.user` for the page header), or None."""
+    user = await app_state(request).auth.current_user(request)
+    request.state.user = user
+    return user
+
+
+async def require_user(request: Request, permission: Permission = "read") -> HostUser:
+    """The signed-in user, allowed `permission`; raises `SignInRequired` / `PermissionDenied`."""
+    user = await current_user(request)
+    if user is None:
+        raise SignInRequired()
+    if not user.can(permission):
+        raise PermissionDenied(user, permission)
+    return user
+
+
+async def owned_draft(request: Request, user: HostUser, draft_id: str) -> Draft | None:
+    """The tenant's draft named in a form or query (None when none is named); a foreign,
+    expired or unknown id raises `NotOwned` (404)."""
+    if not draft_id:
+        return None
+    return await service.owned_draft(app_state(request).store, user.tenant.id, draft_id)
+
+
+async def owned_connection(request: Request, user: HostUser) -> tuple[OwnedConnection, Connection]:
+    """The tenant's record and Waycore's view of the connection in the URL (see
+    `onboarding.service.owned_connection`)."""
+    state = app_state(request)
+    connection_id = request.path_params["connection_id"]
+    return await service.owned_connection(state.store, state.waycore, user.tenant.id, connection_id)
+
+
+class WrongStep(Exception):
+    """The connection belongs on another screen: navigate there (303 or `HX-Location`)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.url = url
+
+
+def ensure_step(request: Request, step: Step, connection: Connection) -> None:
+    """Return when `step` may show `connection`; otherwise raise `WrongStep` to where it
+    belongs."""
+    if not may_show(step, connection):
+        raise WrongStep(step_url(request, connection))

@@ -1,0 +1,145 @@
+"""The one render helper, and the Jinja environment every template gets.
+
+`render()` returns the whole page unless the request is an htmx request (and not a history
+restore); then it renders a single named block of the same template: the block given, else
+`content` (the inside of `<main id="main">`, preceded by a `<title>` so htmx updates the tab
+title, and by the flash message). A template whose name starts with `_` is a response-only
+fragment and is always rendered whole. Every response says
+`Vary: HX-Request, HX-History-Restore-Request` and `Cache-Control: no-store` (these pages show
+bank details; no shared cache or history cache may keep them).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import PurePosixPath
+from typing import Any
+
+from jinja2 import pass_context
+from jinja2.runtime import Context
+from markupsafe import Markup, escape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.templating import Jinja2Templates
+
+from config import DEFAULT_SETUP_GUIDE_URL, TERMS_OF_USE_URL, Settings
+from security import csrf_token
+from views import htmx
+from views.filters import FILTERS
+from views.status import bank_name, status_view, sync_label
+from views.urls import step_url, url_for
+from waycore.models import Connection
+
+#: Session key of the one-time message shown at the top of the next page.
+FLASH_KEY = "flash"
+
+
+def flash(request: Request, message: str) -> None:
+    """Show `message` once, at the top of the next page."""
+    request.session[FLASH_KEY] = message
+
+
+def _templates(request: Request) -> Jinja2Templates:
+    templates: Jinja2Templates = request.app.state.templates
+    return templates
+
+
+def _context(request: Request, context: Mapping[str, Any] | None, *, page: bool) -> dict[str, Any]:
+    ctx = dict(context or {})
+    if page and "session" in request.scope:
+        ctx.setdefault("flash", request.session.pop(FLASH_KEY, None))
+    return ctx
+
+
+def render_block(request: Request, name: str, block: str, context: Mapping[str, Any]) -> str:
+    """Render one block of template `name` with the same context a full page would get."""
+    templates = _templates(request)
+    ctx: dict[str, Any] = {"request": request}
+    for processor in templates.context_processors:
+        ctx.update(processor(request))
+    ctx.update(context)
+    template = templates.get_template(name)
+    block_render = template.blocks.get(block)
+    if block_render is None:
+        raise LookupError(f"template {name!r} has no block {block!r}")
+    html = "".join(block_render(template.new_context(ctx)))
+    if block == "content":
+        head = templates.get_template("_flash.html").render(ctx)
+        if "title" in template.blocks:
+            title = "".join(template.blocks["title"](template.new_context(ctx))).strip()
+            head = f"<title>{title}</title>\n{head}"
+        html = head + html
+    return html
+
+
+def render(
+    request: Request,
+    name: str,
+    context: Mapping[str, Any] | None = None,
+    *,
+    block: str | None = None,
+    status: int = 200,
+) -> Response:
+    """A full page for normal requests, one block for htmx requests (see the module doc)."""
+    response: Response
+    whole = PurePosixPath(name).name.startswith("_")
+    if htmx.is_htmx(request) and not whole:
+        block = block or "content"
+        ctx = _context(request, context, page=block == "content")
+        html = render_block(request, name, block, ctx)
+        response = HTMLResponse(html, status_code=status)
+    else:
+        ctx = _context(request, context, page=not whole)
+        response = _templates(request).TemplateResponse(request, name, ctx, status_code=status)
+    response.headers["Vary"] = htmx.VARY
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@pass_context
+def _url_for(context: Context, name: str, /, **params: Any) -> str:
+    request: Request = context["request"]
+    return url_for(request, name, **params)
+
+
+@pass_context
+def _step_url(context: Context, connection: Connection) -> str:
+    request: Request = context["request"]
+    return step_url(request, connection)
+
+
+@pass_context
+def _csrf_field(context: Context) -> Markup:
+    """The CSRF token of a plain form (the no-JavaScript path; htmx sends it as a header)."""
+    token = escape(context.get("csrf_token", ""))
+    return Markup(f'<input type="hidden" name="csrf_token" value="{token}">')
+
+
+def configure_templates(templates: Jinja2Templates, settings: Settings) -> Jinja2Templates:
+    """Globals, filters and the per-request context (user, CSRF token) every template gets."""
+
+    def base_context(request: Request) -> dict[str, Any]:
+        token = csrf_token(request.session) if "session" in request.scope else ""
+        return {
+            "user": getattr(request.state, "user", None),
+            "csrf_token": token,
+            "htmx_headers": json.dumps({"X-CSRF-Token": token}),
+        }
+
+    templates.context_processors.append(base_context)
+    templates.env.globals.update(
+        url_for=_url_for,
+        step_url=_step_url,
+        csrf_field=_csrf_field,
+        bank_name=bank_name,
+        htmx_config=json.dumps(htmx.CONFIG),
+        terms_url=TERMS_OF_USE_URL,
+        default_guide_url=DEFAULT_SETUP_GUIDE_URL,
+        demo_mode=settings.demo_mode,
+        status_view=status_view,
+        sync_label=sync_label,
+        poll_seconds=settings.poll_interval_seconds,
+    )
+    templates.env.filters.update(FILTERS)
+    return templates

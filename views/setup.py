@@ -1,0 +1,170 @@
+"""Setting up a Waycore connection: delegated user, finish setup, activation.
+
+These screens are keyed by the Waycore connection id, the resume key once `POST /v1/connections`
+has answered. Each opens by proving the tenant owns the connection (before any Waycore call) and
+asking the journey table whether this screen may show it; otherwise the browser is sent to the
+screen it belongs on.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from onboarding import service
+from onboarding.journey import Step, step_for
+from store import OwnedConnection
+from views import htmx
+from views.choose_bank import form_text
+from views.errors import Problem, problem_for
+from views.guards import app_state, ensure_step, owned_connection, require_user
+from views.render import flash, render
+from views.status import steps_progress
+from views.urls import step_url
+from waycore.errors import WaycoreError
+from waycore.models import Connection
+
+PASSWORD_AGAIN = "For your security, enter the password again."
+
+
+async def delegated_user(request: Request) -> Response:
+    """The delegated-user details from `connection.setup.instructions`, and the guide link. While
+    Waycore is still preparing the details, that block polls for them."""
+    user = await require_user(request, "read")
+    owned, connection = await owned_connection(request, user)
+    ensure_step(request, Step.DELEGATED_USER, connection)
+    context = {
+        "steps": steps_progress(Step.DELEGATED_USER),
+        "connection": connection,
+        "owned": owned,
+        "instructions": connection.setup.instructions if connection.setup else None,
+        "guide_url": service.guide_url(
+            app_state(request).settings.setup_guides, connection.institution_id
+        ),
+    }
+    polled = htmx.target(request) == "delegated-details"
+    template = "connections/delegated_user.html"
+    return render(request, template, context, block="delegated_details" if polled else None)
+
+
+def _finish_context(
+    owned: OwnedConnection,
+    connection: Connection,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    problem: Problem | None = None,
+) -> dict[str, Any]:
+    return {
+        "steps": steps_progress(Step.FINISH_SETUP),
+        "owned": owned,
+        "connection": connection,
+        "values": values or {},
+        "errors": errors or {},
+        "problem": problem,
+    }
+
+
+def read_finish_form(form: FormData) -> tuple[service.Credentials, dict[str, str]]:
+    """(the optional bank-issued details, errors by field)."""
+    limit = service.MAX_CREDENTIAL
+    raw_password = form.get("password")
+    credentials = service.Credentials(
+        bank_username=form_text(form, "bank_username", limit + 1),
+        bank_customer_id=form_text(form, "bank_customer_id", limit + 1),
+        password=raw_password if isinstance(raw_password, str) and raw_password.strip() else None,
+    )
+    errors = {
+        name: f"Keep this under {limit} characters."
+        for name in ("bank_username", "bank_customer_id")
+        if len(getattr(credentials, name)) > limit
+    }
+    if credentials.password is not None and len(credentials.password) > limit:
+        errors["password"] = f"Keep the password under {limit} characters."
+    if form.get("confirm_active") != "yes":
+        errors["confirm_active"] = "Confirm that the delegated user is active in your bank portal."
+    if form.get("accept_terms") != "yes":
+        errors["accept_terms"] = "Accept the Waycore terms of use to continue."
+    if errors and credentials.password is not None:
+        errors.setdefault("password", PASSWORD_AGAIN)  # never rendered back: ask again
+    return credentials, errors
+
+
+async def finish_page(request: Request) -> Response:
+    user = await require_user(request, "connect")
+    owned, connection = await owned_connection(request, user)
+    ensure_step(request, Step.FINISH_SETUP, connection)
+    return render(request, "connections/finish.html", _finish_context(owned, connection))
+
+
+async def finish(request: Request) -> Response:
+    """Submit only the populated bank fields, then mark setup complete, then show activation.
+
+    The password goes to Waycore once, in this request, and is never stored, logged, put in a
+    cookie or rendered back (a failed submit asks for it again)."""
+    user = await require_user(request, "connect")
+    owned, connection = await owned_connection(request, user)
+    ensure_step(request, Step.FINISH_SETUP, connection)
+    credentials, errors = read_finish_form(await request.form())
+    values = {"bank_username": credentials.bank_username}
+    values["bank_customer_id"] = credentials.bank_customer_id
+    if errors:
+        context = _finish_context(owned, connection, values=values, errors=errors)
+        return render(request, "connections/finish.html", context, status=422)
+    try:
+        await service.finish_setup(app_state(request).waycore, connection.id, credentials)
+    except WaycoreError as exc:
+        problem = problem_for(exc, "completing setup")
+        again = {"password": PASSWORD_AGAIN} if credentials.password else {}
+        context = _finish_context(owned, connection, values=values, errors=again, problem=problem)
+        return render(request, "connections/finish.html", context)
+    return htmx.navigate(request, step_url(request, connection, Step.ACTIVATION))
+
+
+def _activation_context(
+    request: Request, owned: OwnedConnection, connection: Connection, *, first: bool
+) -> dict[str, Any]:
+    poll = app_state(request).settings.poll_interval_seconds
+    # The first poll is jittered so many waiting pages do not poll in lockstep after a restart.
+    delay = round(random.uniform(poll * 0.6, poll), 1) if first else poll
+    return {
+        "steps": steps_progress(Step.ACTIVATION),
+        "owned": owned,
+        "connection": connection,
+        "poll_delay": delay,
+    }
+
+
+async def activation(request: Request) -> Response:
+    user = await require_user(request, "read")
+    owned, connection = await owned_connection(request, user)
+    ensure_step(request, Step.ACTIVATION, connection)
+    context = _activation_context(request, owned, connection, first=True)
+    return render(request, "connections/activation.html", context)
+
+
+async def activation_status(request: Request) -> Response:
+    """The polled fragment: waiting (polls again), recoverable (stops, with guidance), or
+    elsewhere by the journey table (ready: the connection page, with the news)."""
+    user = await require_user(request, "read")
+    owned, connection = await owned_connection(request, user)
+    if connection.is_ready:
+        flash(request, "Your bank is connected. The first sync has started.")
+    if not htmx.is_htmx(request) or step_for(connection) is not Step.ACTIVATION:
+        return htmx.navigate(request, step_url(request, connection))
+    context = _activation_context(request, owned, connection, first=False)
+    return render(request, "connections/activation.html", context, block="activation_status")
+
+
+routes = [
+    Route("/connections/{connection_id}/delegated-user", delegated_user, methods=["GET"]),
+    Route("/connections/{connection_id}/finish", finish_page, methods=["GET"], name="finish_setup"),
+    Route("/connections/{connection_id}/finish", finish, methods=["POST"], name="finish"),
+    Route("/connections/{connection_id}/activation", activation, methods=["GET"]),
+    Route("/connections/{connection_id}/activation/status", activation_status, methods=["GET"]),
+]
