@@ -1,0 +1,57 @@
+"""The operator entry point, run as an operator would: `python manage.py ...`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_drafts_purge_deletes_only_expired_drafts(tmp_path: Path) -> None:
+    path = str(tmp_path / "app.sqlite3")
+
+    async def seed() -> tuple[str, str]:
+        store = await Store.open(path)
+        old = await store.create_draft("acme", "u-alice", institution_id="chase")
+        fresh = await store.create_draft("acme", "u-alice", institution_id="apple_bank")
+        await store._write(
+            "UPDATE drafts SET updated_at = ? WHERE id = ?", (time.time() - 31 * 86400, old.id)
+        )
+        await store.close()
+        return old.id, fresh.id
+
+    old_id, fresh_id = asyncio.run(seed())
+    done = run("drafts", "purge", env={"SECRET_KEY": "k" * 40, "DATABASE_PATH": path})
+    assert done.returncode == 0, done.stderr
+    assert "purged 1 expired draft" in done.stdout
+
+    async def left() -> list[str]:
+        store = await Store.open(path)
+        drafts = [d.id for d in await store.list_drafts("acme")]
+        await store.close()
+        return drafts
+
+    assert asyncio.run(left()) == [fresh_id]
+
+
+def test_an_unknown_command_is_a_usage_error() -> None:
+    done = run("frobnicate", env={"SECRET_KEY": "k" * 40})
+    assert done.returncode == 2 and "invalid choice" in done.stderr
