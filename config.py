@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from starlette.config import Config
 from starlette.datastructures import Secret
@@ -46,7 +47,8 @@ class Settings:
     #: Session cookie `Secure` flag; keep True anywhere served over HTTPS.
     session_https_only: bool = False
     session_max_age_seconds: int = 8 * 60 * 60
-    #: Demo mode: a sign-in page listing seeded host customers and users.
+    #: Demo mode: a sign-in page listing seeded host customers and users. On by default only
+    #: with the embedded sandbox; with a real Waycore only when `DEMO_MODE=true` is explicit.
     demo_mode: bool = True
     #: institutionId -> exact Waycore setup-guide URL supplied to this integration.
     setup_guides: dict[str, str] = field(default_factory=dict)
@@ -60,6 +62,23 @@ class Settings:
     webhook_secret: Secret | None = None
     #: This app's public URL of `/webhooks/waycore`, registered with the embedded sandbox.
     webhook_url: str | None = None
+    #: The path prefix the app is served at behind a proxy that strips it (e.g. "/banking");
+    #: "" at the root. Also the session cookie's path.
+    root_path: str = ""
+    #: Proxies trusted for `X-Forwarded-Proto`/`-For` (uvicorn's `forwarded_allow_ips`); None:
+    #: proxy headers are ignored.
+    forwarded_allow_ips: str | None = None
+    #: The origins browsers reach the app at (`https://app.example.com`), checked against
+    #: `Origin` when a browser sends no `Sec-Fetch-Site`. Empty: compared with the `Host` header.
+    public_origins: tuple[str, ...] = ()
+    #: Shared secret (HS256) of the host's sign-in handoff tokens; None: `/handoff` is off.
+    handoff_secret: Secret | None = None
+    #: The host's sign-in page, for signed-out users when demo mode is off (gets `?next=`).
+    sign_in_url: str | None = None
+    #: A directory of templates searched before the built-in ones.
+    template_overrides: str | None = None
+    #: A same-origin stylesheet (a root-relative path) loaded after the app's own.
+    host_stylesheet_url: str | None = None
 
     @property
     def uses_embedded_sandbox(self) -> bool:
@@ -82,11 +101,49 @@ def _load_guides(path: str) -> dict[str, str]:
     return dict(guides)
 
 
+def _root_path(value: str) -> str:
+    """`banking/` -> `/banking`; `/` or empty -> `` (served at the root)."""
+    path = "/" + value.strip().strip("/")
+    if path == "/":
+        return ""
+    if "//" in path or any(not (c.isalnum() or c in "-._~/") for c in path):
+        raise ValueError(f"ROOT_PATH must be a plain path prefix such as /banking, not {value!r}")
+    return path
+
+
+def _origins(value: str) -> tuple[str, ...]:
+    origins = tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
+            raise ValueError(
+                f"PUBLIC_ORIGINS: {origin!r} is not an origin like https://app.example"
+            )
+    return origins
+
+
+def _stylesheet(value: str) -> str | None:
+    if not value:
+        return None
+    if not value.startswith("/") or value.startswith("//"):
+        raise ValueError("HOST_STYLESHEET_URL must be a same-origin path such as /brand/kit.css")
+    return value
+
+
+def _handoff_secret(value: Secret | None) -> Secret | None:
+    if value is None or not str(value):
+        return None
+    if len(str(value).encode()) < 32:
+        raise ValueError("HANDOFF_SECRET must be at least 32 bytes (it signs sign-in tokens)")
+    return value
+
+
 def load_settings(env_file: str | Path | None = ROOT / ".env") -> Settings:
     """Read settings from the environment (and `.env` when present)."""
     config = Config(env_file if env_file and Path(env_file).exists() else None)
     api_key = config("WAYCORE_API_KEY", cast=Secret, default=None)
     base_url = config("WAYCORE_BASE_URL", default="") or None
+    demo = config("DEMO_MODE", default="")
     return Settings(
         secret_key=config("SECRET_KEY", cast=Secret),
         debug=config("DEBUG", cast=bool, default=False),
@@ -101,7 +158,9 @@ def load_settings(env_file: str | Path | None = ROOT / ".env") -> Settings:
         sandbox_seed=config("SANDBOX_SEED", cast=int, default=7),
         session_https_only=config("SESSION_HTTPS_ONLY", cast=bool, default=False),
         session_max_age_seconds=config("SESSION_MAX_AGE_SECONDS", cast=int, default=8 * 60 * 60),
-        demo_mode=config("DEMO_MODE", cast=bool, default=True),
+        # Demo sign-in lets anyone who reaches the app in as any demo user: only by default with
+        # the embedded sandbox; against a real Waycore it must be asked for explicitly.
+        demo_mode=_truthy(demo) if demo else base_url is None,
         # The bundled guide list goes with the sandbox's catalog ids; against a real Waycore only
         # the guides Waycore supplied to this integration count, so none unless configured.
         setup_guides=_load_guides(
@@ -111,4 +170,21 @@ def load_settings(env_file: str | Path | None = ROOT / ".env") -> Settings:
         poll_interval_seconds=config("POLL_INTERVAL_SECONDS", cast=int, default=5),
         webhook_secret=config("WAYCORE_WEBHOOK_SECRET", cast=Secret, default=None) or None,
         webhook_url=config("WEBHOOK_URL", default="") or None,
+        root_path=_root_path(config("ROOT_PATH", default="")),
+        forwarded_allow_ips=config("FORWARDED_ALLOW_IPS", default="") or None,
+        public_origins=_origins(config("PUBLIC_ORIGINS", default="")),
+        handoff_secret=_handoff_secret(config("HANDOFF_SECRET", cast=Secret, default=None)),
+        sign_in_url=config("SIGN_IN_URL", default="") or None,
+        template_overrides=config("TEMPLATE_OVERRIDES", default="") or None,
+        host_stylesheet_url=_stylesheet(config("HOST_STYLESHEET_URL", default="")),
     )
+
+
+def _truthy(value: str) -> bool:
+    """Starlette's boolean spelling: true/1 or false/0 (anything else is an error)."""
+    lowered = value.strip().lower()
+    if lowered in ("true", "1"):
+        return True
+    if lowered in ("false", "0"):
+        return False
+    raise ValueError(f"expected true or false, not {value!r}")

@@ -4,10 +4,12 @@ This is the one place a host platform plugs in its own authentication. The app a
 for the `HostUser` behind a request and nothing else; everything downstream (tenant scoping,
 entity mapping, permissions) keys off `HostUser.tenant.id` and `HostUser.role`.
 
-`DemoAuth` is the embedded default: a sign-in page that lists the seeded customers of
-`DEMO_DIRECTORY`, server-side sessions in SQLite, and a signed cookie holding only the session
-id. A host replaces it by passing its own `HostAuth` to `server.create_app(settings, auth=...)`
-(e.g. one that reads the host's SSO session and maps its company id to `Tenant.id`).
+`SessionAuth` is the default: server-side sessions in the store, a signed cookie holding only the
+session id. They are started by the demo sign-in (a page listing the seeded customers of
+`DEMO_DIRECTORY`, embedded default) or by the host's sign-in handoff (`handoff.py`: a short-lived
+token the host's backend signs). A host in Python may instead pass its own `HostAuth` to
+`server.create_app(settings, auth_backend=...)` (e.g. one that reads the host's session and maps
+its company id to `Tenant.id`); `FirstOf(host_auth, SessionAuth(store))` accepts both.
 """
 
 from __future__ import annotations
@@ -95,21 +97,44 @@ DEMO_DIRECTORY = DemoDirectory(
 SESSION_ID_KEY = "sid"
 
 
-class DemoAuth:
-    """Demo sign-in: the cookie names a server-side session row; sign-out deletes that row."""
+def role_named(name: object) -> Role | None:
+    """The role spelled `name`, or None for anything else."""
+    for role in ROLE_PERMISSIONS:
+        if name == role:
+            return role
+    return None
 
-    def __init__(self, store: Store, directory: DemoDirectory = DEMO_DIRECTORY) -> None:
+
+class SessionAuth:
+    """The app's own sessions: the cookie names a server-side session row, which says who it is
+    for; sign-out deletes that row. Demo sign-in and the host's sign-in handoff both start one
+    (`views.auth.start_session`)."""
+
+    def __init__(self, store: Store) -> None:
         self.store = store
-        self.directory = directory
 
     async def current_user(self, request: Request) -> HostUser | None:
         sid = request.session.get(SESSION_ID_KEY)
         if not isinstance(sid, str):
             return None
         record = await self.store.get_session(sid)
-        if record is None:
+        role = role_named(record.role) if record else None
+        if record is None or role is None or not record.user_name:
             return None
-        user = self.directory.get(record.user_id)
-        if user is None or user.tenant.id != record.tenant_id:
-            return None
-        return user
+        tenant = Tenant(record.tenant_id, record.tenant_name or record.tenant_id)
+        return HostUser(record.user_id, record.user_name, record.user_email or "", role, tenant)
+
+
+class FirstOf:
+    """The first of several `HostAuth`s that knows the user: e.g. the host's own, then the
+    app's sessions started by the sign-in handoff."""
+
+    def __init__(self, *backends: HostAuth) -> None:
+        self.backends = backends
+
+    async def current_user(self, request: Request) -> HostUser | None:
+        for backend in self.backends:
+            user = await backend.current_user(request)
+            if user is not None:
+                return user
+        return None

@@ -55,10 +55,35 @@ Refusal = Callable[[Request, str], Response]
 class CSRFMiddleware:
     """Refuse cross-site or token-less state-changing requests (403) before any view runs."""
 
-    def __init__(self, app: ASGIApp, *, refuse: Refusal, exempt_paths: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        refuse: Refusal,
+        public_origins: Iterable[str] = (),
+        exempt_paths: Iterable[str] = (),
+    ) -> None:
         self.app = app
         self.refuse = refuse
+        self.public_origins = frozenset(public_origins)
         self.exempt_paths = frozenset(exempt_paths)
+
+    def same_site(self, headers: Headers) -> bool:
+        """Whether a state-changing request comes from this app's own pages.
+
+        A browser's `Sec-Fetch-Site` is trusted when sent (`same-origin`, or `none` for a
+        user-initiated request); otherwise `Origin`, when sent, must be one of the configured
+        public origins (`PUBLIC_ORIGINS`), or, with none configured, the request's own `Host`.
+        Behind a proxy that rewrites `Host`, configure the public origins."""
+        fetch_site = headers.get("sec-fetch-site")
+        if fetch_site is not None:
+            return fetch_site in ("same-origin", "none")
+        origin = headers.get("origin")
+        if origin is None:
+            return True  # an old client: the session-bound token below still has to match
+        if self.public_origins:
+            return origin.rstrip("/") in self.public_origins
+        return urlsplit(origin).netloc == headers.get("host")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -69,11 +94,7 @@ class CSRFMiddleware:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        fetch_site = headers.get("sec-fetch-site")
-        origin = headers.get("origin")
-        if fetch_site not in (None, "same-origin", "none") or (
-            origin is not None and urlsplit(origin).netloc != headers.get("host")
-        ):
+        if not self.same_site(headers):
             await self.refuse(Request(scope), "It did not come from this site.")(
                 scope, receive, send
             )

@@ -26,7 +26,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from config import Settings, load_settings
-from host import DemoAuth, HostAuth
+from host import HostAuth, SessionAuth
+from mounting import RUNTIME, StartOnFirstUse
 from onboarding.entities import EntityResolver
 from onboarding.operations import purge_periodically, register_webhook
 from security import CSRFMiddleware, SecurityHeadersMiddleware
@@ -37,6 +38,7 @@ from views.render import configure_templates
 from waycore.client import WaycoreClient
 
 ROOT = Path(__file__).resolve().parent
+log = logging.getLogger("app")
 
 
 def _waycore_client(
@@ -81,8 +83,10 @@ def create_app(
     auth_backend: HostAuth | None = None,
     waycore_transport: httpx.AsyncBaseTransport | None = None,
 ) -> Starlette:
-    """Build the app. `auth_backend` is the host's authentication (default: demo sign-in);
-    `waycore_transport` replaces the network to Waycore (tests)."""
+    """Build the app. `auth_backend` is the host's authentication (default: the app's own
+    sessions, started by the demo sign-in or the host's sign-in handoff); `waycore_transport`
+    replaces the network to Waycore (tests). Serve it with `python server.py`, or mount it in a
+    host's app (`mounting.py`)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, AppState]]:
@@ -119,13 +123,19 @@ def create_app(
                 settings=settings,
                 store=store,
                 waycore=client,
-                auth=auth_backend or DemoAuth(store),
+                auth=auth_backend or SessionAuth(store),
                 entities=resolver,
                 webhook_secret=webhook_secret,
             )
+            _warn_about_demo_mode(settings)
+            setattr(app.state, RUNTIME, {STATE_KEY: state})
+            stack.callback(delattr, app.state, RUNTIME)
             yield {STATE_KEY: state}
 
-    templates = configure_templates(Jinja2Templates(directory=ROOT / "templates"), settings)
+    template_dirs = [ROOT / "templates"]
+    if settings.template_overrides:  # a designer's templates are searched first
+        template_dirs.insert(0, Path(settings.template_overrides))
+    templates = configure_templates(Jinja2Templates(directory=template_dirs), settings)
     static = Mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     middleware = [
         Middleware(SecurityHeadersMiddleware),
@@ -136,9 +146,14 @@ def create_app(
             max_age=settings.session_max_age_seconds,
             same_site="lax",
             https_only=settings.session_https_only,
+            path=settings.root_path or "/",
         ),
-        # The webhook receiver is signed by Waycore instead.
-        Middleware(CSRFMiddleware, refuse=csrf_refused, exempt_paths=[WEBHOOK_PATH]),
+        Middleware(
+            CSRFMiddleware,
+            refuse=csrf_refused,
+            public_origins=settings.public_origins,
+            exempt_paths=[WEBHOOK_PATH],  # signed by Waycore instead
+        ),
     ]
     app = Starlette(
         debug=settings.debug,
@@ -148,7 +163,17 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.templates = templates
+    app.add_middleware(StartOnFirstUse, kit=app, key=STATE_KEY)
     return app
+
+
+def _warn_about_demo_mode(settings: Settings) -> None:
+    if settings.demo_mode and not settings.uses_embedded_sandbox:
+        log.warning(
+            "DEMO_MODE is on with a real Waycore (%s): anyone who can reach this app can sign in "
+            "as any demo user. Turn it off for anything but a demonstration.",
+            settings.waycore_base_url,
+        )
 
 
 def main() -> None:
@@ -166,7 +191,11 @@ def main() -> None:
         log_level="info",
         # Activation polls every 5 s: keep connections open longer than that between polls.
         timeout_keep_alive=30,
-        proxy_headers=False,
+        # Behind a proxy that strips the prefix: URLs, redirects and the cookie path carry it.
+        root_path=settings.root_path,
+        # X-Forwarded-Proto/-For are believed only from these proxies.
+        proxy_headers=settings.forwarded_allow_ips is not None,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
 
 

@@ -55,10 +55,28 @@ class OwnedConnection:
 
 @dataclass(frozen=True)
 class SessionRecord:
+    """A signed-in session: who it is for (as the sign-in said), and until when."""
+
     sid: str
     user_id: str
     tenant_id: str
     expires_at: float
+    user_name: str | None = None
+    user_email: str | None = None
+    role: str | None = None
+    tenant_name: str | None = None
+
+
+@dataclass(frozen=True)
+class SessionUser:
+    """Who a new session is for."""
+
+    user_id: str
+    name: str
+    email: str
+    role: str
+    tenant_id: str
+    tenant_name: str
 
 
 def _draft(row: Any) -> Draft:
@@ -97,24 +115,44 @@ class Store:
 
     # ------------------------------------------------------------------ sessions
 
-    async def create_session(self, user_id: str, tenant_id: str, max_age: int) -> str:
+    async def create_session(self, user: SessionUser, max_age: int) -> str:
         """A new server-side session id (sign-in always gets a fresh one)."""
         sid = secrets.token_urlsafe(32)
         now = time.time()
         await self._write(
-            "INSERT INTO sessions (sid, user_id, tenant_id, created_at, expires_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (sid, user_id, tenant_id, now, now + max_age),
+            "INSERT INTO sessions (sid, user_id, tenant_id, created_at, expires_at, user_name,"
+            " user_email, role, tenant_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                sid,
+                user.user_id,
+                user.tenant_id,
+                now,
+                now + max_age,
+                user.name,
+                user.email,
+                user.role,
+                user.tenant_name,
+            ),
         )
         return sid
 
     async def get_session(self, sid: str) -> SessionRecord | None:
         row = await self._one(
-            "SELECT sid, user_id, tenant_id, expires_at FROM sessions"
-            " WHERE sid = ? AND expires_at > ?",
+            "SELECT sid, user_id, tenant_id, expires_at, user_name, user_email, role, tenant_name"
+            " FROM sessions WHERE sid = ? AND expires_at > ?",
             (sid, time.time()),
         )
         return SessionRecord(**dict(row)) if row else None
+
+    # ------------------------------------------------------------------ handoff tokens
+
+    async def claim_token(self, jti: str, expires_at: float) -> bool:
+        """True the first time a single-use token id is presented (kept until it expires)."""
+        count = await self._write(
+            "INSERT OR IGNORE INTO handoff_tokens (jti, expires_at) VALUES (?, ?)",
+            (jti, expires_at),
+        )
+        return count > 0
 
     async def delete_session(self, sid: str) -> None:
         await self._write("DELETE FROM sessions WHERE sid = ?", (sid,))
@@ -221,6 +259,7 @@ class Store:
             "DELETE FROM drafts WHERE updated_at <= ?", (self._fresh_after(),)
         )
         await self._write("DELETE FROM sessions WHERE expires_at <= ?", (time.time(),))
+        await self._write("DELETE FROM handoff_tokens WHERE expires_at <= ?", (time.time(),))
         return count
 
     # ------------------------------------------------------------------ owned connections

@@ -71,6 +71,18 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE connections ADD COLUMN settled_at REAL;
     """,
+    # A session says who it is for (demo sign-in and the host's sign-in handoff both start one),
+    # and handoff tokens are single use: their ids are kept until they expire.
+    """
+    ALTER TABLE sessions ADD COLUMN user_name TEXT;
+    ALTER TABLE sessions ADD COLUMN user_email TEXT;
+    ALTER TABLE sessions ADD COLUMN role TEXT;
+    ALTER TABLE sessions ADD COLUMN tenant_name TEXT;
+    CREATE TABLE handoff_tokens (
+        jti TEXT PRIMARY KEY,
+        expires_at REAL NOT NULL
+    );
+    """,
 )
 
 

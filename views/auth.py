@@ -1,23 +1,51 @@
-"""Demo sign-in and sign-out (`/signin`, `/signout`).
+"""Signing in and out: the demo sign-in (`/signin`), the host's sign-in handoff (`/handoff`),
+sign-out (`/signout`), and where a signed-out user is sent.
 
-In demo mode the sign-in page lists the seeded host customers and their users. Signing in
-starts a fresh server-side session (a new id and a new CSRF token, so nothing from before
-sign-in carries over); signing out deletes that session row, so the old cookie is worthless even
-if replayed. A host with its own authentication turns demo mode off and passes its `HostAuth`.
+Every sign-in starts a fresh server-side session (a new id and a new CSRF token, so nothing from
+before sign-in carries over); signing out deletes that session row, so the old cookie is
+worthless even if replayed.
+- Demo mode (the embedded default) lists the seeded host customers and their users.
+- The handoff (`HANDOFF_SECRET` set) takes a short-lived token the host's backend signed
+  (`handoff.py`), once, and redirects to `next` when it is a path under this app.
+- Otherwise a signed-out user is sent to the host's sign-in page (`SIGN_IN_URL`, with `?next=`),
+  or shown a page saying to sign in through the host.
 """
 
 from __future__ import annotations
+
+import logging
+from urllib.parse import urlencode, urlsplit
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from host import DEMO_DIRECTORY, SESSION_ID_KEY
+import handoff
+from host import DEMO_DIRECTORY, SESSION_ID_KEY, HostUser
 from security import csrf_token
+from store import SessionUser
+from views import htmx
 from views.guards import app_state, current_user
 from views.render import render
 from views.urls import url_for
+
+log = logging.getLogger("app.auth")
+
+
+async def start_session(request: Request, user: HostUser) -> None:
+    """Sign `user` in here: the old session (if any) is deleted, a new one is started."""
+    state = app_state(request)
+    old_sid = request.session.get(SESSION_ID_KEY)
+    if isinstance(old_sid, str):
+        await state.store.delete_session(old_sid)
+    request.session.clear()
+    record = SessionUser(
+        user.id, user.name, user.email, user.role, user.tenant.id, user.tenant.name
+    )
+    sid = await state.store.create_session(record, state.settings.session_max_age_seconds)
+    request.session[SESSION_ID_KEY] = sid
+    csrf_token(request.session)
 
 
 async def signin_page(request: Request) -> Response:
@@ -28,23 +56,50 @@ async def signin_page(request: Request) -> Response:
 
 
 async def signin(request: Request) -> Response:
-    settings = app_state(request).settings
-    if not settings.demo_mode:
+    if not app_state(request).settings.demo_mode:
         raise HTTPException(404)
     form = await request.form()
     user = DEMO_DIRECTORY.get(str(form.get("user_id", "")))
     if user is None:
         context = {"tenants": DEMO_DIRECTORY.tenants(), "error": "Choose a user to sign in as."}
         return render(request, "signin.html", context, status=422)
-    store = app_state(request).store
-    old_sid = request.session.get(SESSION_ID_KEY)
-    if isinstance(old_sid, str):
-        await store.delete_session(old_sid)
-    request.session.clear()
-    sid = await store.create_session(user.id, user.tenant.id, settings.session_max_age_seconds)
-    request.session[SESSION_ID_KEY] = sid
-    csrf_token(request.session)
+    await start_session(request, user)
     return RedirectResponse(url_for(request, "connections"), status_code=303)
+
+
+def safe_next(request: Request, value: str | None) -> str:
+    """`value` when it is a path under this app (no scheme, host or `//`); else the list."""
+    home = url_for(request, "connections")
+    if not value or len(value) > 2000 or any(ord(c) < 32 or c == "\\" for c in value):
+        return home
+    parts = urlsplit(value)
+    prefix = str(request.scope.get("root_path", "")).rstrip("/")
+    if parts.scheme or parts.netloc or not value.startswith("/") or value.startswith("//"):
+        return home
+    if prefix and not (parts.path == prefix or parts.path.startswith(prefix + "/")):
+        return home
+    if "/../" in parts.path + "/" or parts.path.endswith("/.."):
+        return home
+    return value
+
+
+async def handoff_signin(request: Request) -> Response:
+    """`GET /handoff?token=...&next=...`: the host's signed sign-in, used once."""
+    state = app_state(request)
+    if state.settings.handoff_secret is None:
+        raise HTTPException(404)
+    token = request.query_params.get("token", "")
+    try:
+        signed = handoff.verify(token, str(state.settings.handoff_secret))
+        if not await state.store.claim_token(signed.jti, signed.expires_at):
+            raise handoff.HandoffRefused("token already used")
+    except handoff.HandoffRefused as exc:
+        log.warning("refused a sign-in handoff: %s", exc)
+        request.session.clear()
+        return render(request, "errors/handoff.html", {}, status=400)
+    await start_session(request, signed.user)
+    log.info("signed in %s (%s) by handoff", signed.user.id, signed.user.tenant.id)
+    return RedirectResponse(safe_next(request, request.query_params.get("next")), 303)
 
 
 async def signout(request: Request) -> Response:
@@ -52,7 +107,33 @@ async def signout(request: Request) -> Response:
     if isinstance(sid, str):
         await app_state(request).store.delete_session(sid)
     request.session.clear()
-    return RedirectResponse(url_for(request, "signin_page"), status_code=303)
+    return RedirectResponse(sign_in_url(request, url_for(request, "connections")), 303)
+
+
+def sign_in_url(request: Request, wanted: str) -> str:
+    """Where to sign in: the demo sign-in page; the host's sign-in page (`SIGN_IN_URL`) with the
+    page wanted as `next`; or this app's page saying to sign in through the host."""
+    settings = app_state(request).settings
+    if settings.demo_mode:
+        return url_for(request, "signin_page")
+    if settings.sign_in_url:
+        separator = "&" if urlsplit(settings.sign_in_url).query else "?"
+        return f"{settings.sign_in_url}{separator}{urlencode({'next': wanted})}"
+    return url_for(request, "signed_out")
+
+
+async def signed_out(request: Request) -> Response:
+    """Signed out, with no sign-in of this app's own to offer: sign in through the host."""
+    return render(request, "errors/signed_out.html", {}, status=401)
+
+
+def sign_in_redirect(request: Request) -> Response:
+    """Send a signed-out request to sign in, remembering the page it asked for (a full page load
+    even from htmx: the sign-in page is not a fragment of this one)."""
+    wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.method != "GET" or htmx.is_htmx(request):
+        wanted = url_for(request, "connections")
+    return htmx.full_redirect(request, sign_in_url(request, safe_next(request, wanted)))
 
 
 async def home(request: Request) -> Response:
@@ -63,5 +144,7 @@ routes = [
     Route("/", home, methods=["GET"]),
     Route("/signin", signin_page, methods=["GET"], name="signin_page"),
     Route("/signin", signin, methods=["POST"], name="signin"),
+    Route("/handoff", handoff_signin, methods=["GET"], name="handoff"),
+    Route("/signed-out", signed_out, methods=["GET"], name="signed_out"),
     Route("/signout", signout, methods=["POST"], name="signout"),
 ]

@@ -31,7 +31,6 @@ from onboarding.errors import NotOwned
 from views import htmx
 from views.guards import PermissionDenied, SignInRequired, WrongStep, app_state
 from views.render import render
-from views.urls import url_for
 from waycore.errors import (
     BadRequest,
     Conflict,
@@ -155,7 +154,9 @@ def problem_for(exc: WaycoreError, action: str) -> Problem:
 
 
 async def sign_in_required(request: Request, exc: Exception) -> Response:
-    return htmx.full_redirect(request, url_for(request, "signin_page"))
+    from views.auth import sign_in_redirect  # the sign-in routes live with the screens
+
+    return sign_in_redirect(request)
 
 
 async def permission_denied(request: Request, exc: Exception) -> Response:

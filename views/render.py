@@ -24,6 +24,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.templating import Jinja2Templates
 
 from config import DEFAULT_SETUP_GUIDE_URL, TERMS_OF_USE_URL, Settings
+from host import SESSION_ID_KEY
 from security import csrf_token
 from views import htmx
 from views.filters import FILTERS
@@ -123,6 +124,8 @@ def configure_templates(templates: Jinja2Templates, settings: Settings) -> Jinja
         token = csrf_token(request.session) if "session" in request.scope else ""
         return {
             "user": getattr(request.state, "user", None),
+            # The app's own session (demo or handoff) can be ended here; a host's sign-in, not.
+            "signed_in_here": "session" in request.scope and SESSION_ID_KEY in request.session,
             "csrf_token": token,
             "htmx_headers": json.dumps({"X-CSRF-Token": token}),
         }
@@ -140,6 +143,7 @@ def configure_templates(templates: Jinja2Templates, settings: Settings) -> Jinja
         status_view=status_view,
         sync_label=sync_label,
         poll_seconds=settings.poll_interval_seconds,
+        host_stylesheet=settings.host_stylesheet_url,
     )
     templates.env.filters.update(FILTERS)
     return templates

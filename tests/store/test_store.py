@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 import store as store_module
-from store import Store
+from store import SessionUser, Store
 
 pytestmark = pytest.mark.anyio
+ALICE = SessionUser("u-alice", "Alice Admin", "alice@acme.example", "admin", "acme", "Acme")
 
 
 @pytest.fixture
@@ -87,10 +88,11 @@ async def test_the_entity_mapping_is_first_writer_wins(store: Store) -> None:
 async def test_sessions_end_when_deleted_or_expired(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sid = await store.create_session("u-alice", "acme", max_age=60)
+    sid = await store.create_session(ALICE, max_age=60)
     record = await store.get_session(sid)
     assert record is not None and record.user_id == "u-alice"
-    other = await store.create_session("u-alice", "acme", max_age=60)
+    assert (record.user_name, record.role, record.tenant_name) == ("Alice Admin", "admin", "Acme")
+    other = await store.create_session(ALICE, max_age=60)
     assert other != sid
     await store.delete_session(sid)
     assert await store.get_session(sid) is None
@@ -112,3 +114,15 @@ async def test_reopening_keeps_data_and_schema(tmp_path: Path) -> None:
     second = await Store.open(path)
     assert await second.get_draft("acme", draft.id) is not None
     await second.close()
+
+
+async def test_a_handoff_token_id_is_claimed_once_and_forgotten_after_it_expires(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expires = time.time() + 120
+    assert await store.claim_token("jti-1", expires)
+    assert not await store.claim_token("jti-1", expires)
+    later = expires + 1
+    monkeypatch.setattr(store_module.time, "time", lambda: later)
+    await store.purge_expired()
+    assert await store.claim_token("jti-1", later + 120)
