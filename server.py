@@ -27,7 +27,7 @@ from starlette.templating import Jinja2Templates
 
 from config import Settings, load_settings
 from host import HostAuth, SessionAuth
-from mounting import RUNTIME, StartOnFirstUse
+from mounting import RUNTIME, KeepHostSession, StartOnFirstUse
 from onboarding.entities import EntityResolver
 from onboarding.operations import purge_periodically, register_webhook
 from security import CSRFMiddleware, SecurityHeadersMiddleware
@@ -139,6 +139,7 @@ def create_app(
     static = Mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     middleware = [
         Middleware(SecurityHeadersMiddleware),
+        Middleware(KeepHostSession),  # mounted in a host: the host's session stays the host's
         Middleware(
             SessionMiddleware,
             secret_key=settings.secret_key,

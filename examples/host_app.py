@@ -26,7 +26,6 @@ from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.authentication import AuthCredentials, AuthenticationBackend, BaseUser
-from starlette.datastructures import Secret
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -38,7 +37,7 @@ from starlette.staticfiles import StaticFiles
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from config import Settings  # noqa: E402
+from config import Settings, load_settings  # noqa: E402
 from host import HostUser, Role, Tenant  # noqa: E402
 from server import create_app  # noqa: E402
 
@@ -124,7 +123,8 @@ def _page(title: str, body: str, account: Account | None) -> HTMLResponse:
     return HTMLResponse(
         f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · Ledgerly</title><link rel="stylesheet" href="/assets/ledgerly.css"></head>
+<title>{title} · Ledgerly</title><link rel="icon" href="data:,">
+<link rel="stylesheet" href="/assets/ledgerly.css"></head>
 <body><header class="ledgerly-bar"><a class="ledgerly-brand" href="/">Ledgerly</a>
 <nav><a href="/">Dashboard</a> <a href="{KIT_PREFIX}/connections">Bank connections</a></nav>
 <div class="ledgerly-who">{who}</div></header>
@@ -227,7 +227,7 @@ def kit_settings(base: Settings) -> Settings:
 def create_host_app(kit: Settings, *, secret_key: str) -> Starlette:
     """Ledgerly, with the kit mounted at `/banking`."""
     banking = create_app(kit_settings(kit), auth_backend=LedgerlyAuth())
-    return Starlette(
+    host = Starlette(
         routes=[
             Route("/", dashboard),
             Route("/login", login_page, methods=["GET"]),
@@ -247,19 +247,20 @@ def create_host_app(kit: Settings, *, secret_key: str) -> Starlette:
             Middleware(AuthenticationMiddleware, backend=LedgerlySession()),
         ],
     )
+    host.state.kit = banking
+    return host
 
 
 def main() -> None:
+    """Serve Ledgerly on `PORT` (default 8001). The kit's settings come from the environment
+    and `.env` like the kit's own (`config.load_settings`); Ledgerly's session is signed with a
+    key derived from the same `SECRET_KEY`."""
     import uvicorn
 
-    secret = os.environ.get("SECRET_KEY") or secrets.token_urlsafe(48)
-    kit = Settings(
-        secret_key=Secret(secret),
-        database_path=str(ROOT / "var" / "example-host.sqlite3"),
-        sandbox_database=str(ROOT / "var" / "example-sandbox.sqlite3"),
-    )
+    kit = load_settings()
+    host_secret = hmac.new(str(kit.secret_key).encode(), b"ledgerly-session", "sha256").hexdigest()
     port = int(os.environ.get("PORT", "8001"))
-    uvicorn.run(create_host_app(kit, secret_key=secret), host="127.0.0.1", port=port)
+    uvicorn.run(create_host_app(kit, secret_key=host_secret), host="127.0.0.1", port=port)
 
 
 if __name__ == "__main__":
