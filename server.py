@@ -185,6 +185,9 @@ def main() -> None:
         host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
         settings = replace(settings, webhook_url=f"http://{host}:{settings.port}{WEBHOOK_PATH}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # One line per request: httpx's own line per Waycore call is noise (the client logs each
+    # call at DEBUG).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     uvicorn.run(
         create_app(settings),
         host=settings.host,

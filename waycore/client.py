@@ -163,6 +163,7 @@ class WaycoreClient:
         backoff_cap: float = 2.0,
         max_retry_after: float = 5.0,
         institution_ttl: float = 300.0,
+        search_ttl: float = 60.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._http = http
@@ -174,6 +175,11 @@ class WaycoreClient:
         #: Catalog records change rarely; the wizard reads the chosen one on every step.
         self.institution_ttl = institution_ttl
         self._institutions: dict[str, tuple[float, Institution]] = {}
+        #: Search-as-you-type asks the same few queries again and again (every keystroke, every
+        #: customer): answers are remembered briefly (the catalog is Waycore's, never written
+        #: by this app).
+        self.search_ttl = search_ttl
+        self._searches: dict[tuple[str, int], tuple[float, list[Institution]]] = {}
 
     @classmethod
     def create(
@@ -270,7 +276,7 @@ class WaycoreClient:
                     path=path,
                 ) from None
             elapsed_ms = (time.monotonic() - started) * 1000
-            log.info(
+            log.debug(
                 "waycore %s %s -> %d in %.0f ms",
                 method,
                 path,
@@ -376,10 +382,19 @@ class WaycoreClient:
     # ------------------------------------------------------------------ institutions
 
     async def search_institutions(self, query: str, *, limit: int = 20) -> list[Institution]:
-        """`GET /v1/institutions?query=`: the first `limit` matches (one page)."""
+        """`GET /v1/institutions?query=`: the first `limit` matches (one page), remembered for
+        `search_ttl` seconds (0: never)."""
+        key = (query.strip().casefold(), limit)
+        cached = self._searches.get(key)
+        if cached and time.monotonic() - cached[0] < self.search_ttl:
+            return list(cached[1])
         page = await self._page(
             "/v1/institutions", {"query": query, "limit": limit}, Institution.from_api
         )
+        if self.search_ttl > 0:
+            if len(self._searches) >= 2048:
+                self._searches.clear()
+            self._searches[key] = (time.monotonic(), list(page.items))
         return page.items
 
     async def get_institution(self, institution_id: str) -> Institution:

@@ -418,6 +418,24 @@ async def test_get_institution_is_remembered_for_its_ttl(
     assert route.call_count == 2
 
 
+@pytest.mark.anyio
+async def test_a_search_is_remembered_briefly_per_query(
+    client: WaycoreClient, api: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    route = api.get("/v1/institutions", name="search").respond(
+        json={"data": [institution()], "pagination": {"hasMore": False, "nextCursor": None}}
+    )
+    first = await client.search_institutions("chase")
+    assert await client.search_institutions(" Chase ") == first
+    assert route.call_count == 1
+    await client.search_institutions("chase", limit=5)  # another question
+    assert route.call_count == 2
+    later = time.monotonic() + client.search_ttl + 1
+    monkeypatch.setattr(time, "monotonic", lambda: later)
+    await client.search_institutions("chase")
+    assert route.call_count == 3
+
+
 # ---------------------------------------------------------------------- connections
 
 PORTAL = "https://Business.Example-Bank.com/Login/?next=%2Fhome&lang=en"
