@@ -236,9 +236,12 @@ class WaycoreClient:
         json_body: Mapping[str, Any] | None = None,
         retry_safe: bool,
         expect: tuple[int, ...] = (200,),
+        retries: int | None = None,
     ) -> httpx.Response:
-        """Send one call, retrying as the docstring of the module says; raise on error status."""
+        """Send one call, retrying as the docstring of the module says (at most `retries` extra
+        attempts, default the client's); raise on error status."""
         _check_path(path)
+        retries = self.retries if retries is None else retries
         query = {k: v for k, v in (params or {}).items() if v is not None}
         attempt = 0
         while True:
@@ -253,7 +256,7 @@ class WaycoreClient:
             except httpx.TimeoutException as exc:
                 # A connect timeout never reached Waycore; a read timeout may have.
                 safe = retry_safe or isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
-                if safe and attempt < self.retries:
+                if safe and attempt < retries:
                     await self._sleep(self._backoff(attempt, None))
                     attempt += 1
                     continue
@@ -265,7 +268,7 @@ class WaycoreClient:
                 ) from None
             except httpx.RequestError as exc:  # transport errors, plus e.g. DecodingError
                 safe = retry_safe or isinstance(exc, httpx.ConnectError)
-                if safe and attempt < self.retries:
+                if safe and attempt < retries:
                     await self._sleep(self._backoff(attempt, None))
                     attempt += 1
                     continue
@@ -291,7 +294,7 @@ class WaycoreClient:
                 and (error.status >= 500 or error.status == 429)
                 and (error.retry_after or 0) <= self.max_retry_after
             )
-            if retryable and attempt < self.retries:
+            if retryable and attempt < retries:
                 await self._sleep(self._backoff(attempt, error.retry_after))
                 attempt += 1
                 continue
@@ -299,12 +302,16 @@ class WaycoreClient:
                 return response  # a 2xx we did not predict is still a success
             raise error
 
-    async def _get(self, path: str, params: Params | None = None) -> Any:
-        response = await self._request("GET", path, params=params, retry_safe=True)
+    async def _get(
+        self, path: str, params: Params | None = None, *, retries: int | None = None
+    ) -> Any:
+        response = await self._request("GET", path, params=params, retry_safe=True, retries=retries)
         return _json(response, "GET", path)
 
-    async def _get_one(self, path: str, parse: Callable[[dict[str, Any]], T]) -> T:
-        return _parse(parse, await self._get(path), "GET", path)
+    async def _get_one(
+        self, path: str, parse: Callable[[dict[str, Any]], T], *, retries: int | None = None
+    ) -> T:
+        return _parse(parse, await self._get(path, retries=retries), "GET", path)
 
     async def _pages(
         self, path: str, params: Params | None, parse: Callable[[dict[str, Any]], T]
@@ -440,9 +447,12 @@ class WaycoreClient:
             created=response.status_code == 201,
         )
 
-    async def get_connection(self, connection_id: str) -> Connection:
+    async def get_connection(self, connection_id: str, *, retries: int | None = None) -> Connection:
+        """`GET /v1/connections/{id}`. A status check that is itself repeated on a schedule passes
+        `retries=0`: its next check is the retry, and a `Retry-After` is honoured by scheduling
+        it, not by waiting here."""
         path = f"/v1/connections/{_seg(connection_id)}"
-        return await self._get_one(path, Connection.from_api)
+        return await self._get_one(path, Connection.from_api, retries=retries)
 
     async def list_connections(
         self,

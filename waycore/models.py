@@ -25,6 +25,10 @@ CONNECTION_STATUSES = (
 )
 
 
+def _without_none(data: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in data.items() if value is not None}
+
+
 def _opt_str(data: dict[str, Any], key: str) -> str | None:
     value = data.get(key)
     return None if value is None else str(value)
@@ -113,6 +117,20 @@ class SetupInstructions:
             phone_number_provisioning_status=_opt_str(data, "phoneNumberProvisioningStatus"),
         )
 
+    def to_api(self) -> dict[str, Any]:
+        return _without_none(
+            {
+                "firstName": self.first_name,
+                "lastName": self.last_name,
+                "address": self.address,
+                "email": self.email,
+                "username": self.username,
+                "phoneNumber": self.phone_number,
+                "emailProvisioningStatus": self.email_provisioning_status,
+                "phoneNumberProvisioningStatus": self.phone_number_provisioning_status,
+            }
+        )
+
 
 @dataclass(frozen=True)
 class Setup:
@@ -131,6 +149,17 @@ class Setup:
             credentials_present=bool(data.get("credentialsPresent", False)),
             action_required_by=_opt_str(data, "actionRequiredBy"),
             next_action=_opt_str(data, "nextAction"),
+        )
+
+    def to_api(self) -> dict[str, Any]:
+        return _without_none(
+            {
+                "status": self.status,
+                "instructions": self.instructions.to_api() if self.instructions else None,
+                "credentialsPresent": self.credentials_present,
+                "actionRequiredBy": self.action_required_by,
+                "nextAction": self.next_action,
+            }
         )
 
 
@@ -177,6 +206,29 @@ class Connection:
             updated_at=_opt_str(data, "updatedAt"),
             setup=Setup.from_api(setup) if isinstance(setup, dict) else None,
             metadata=dict(data.get("metadata") or {}),
+        )
+
+    def to_api(self) -> dict[str, Any]:
+        """Back to Waycore's shape (`from_api(c.to_api()) == c`): how the app keeps the last
+        state it saw of a connection."""
+        return _without_none(
+            {
+                "id": self.id,
+                "entityId": self.entity_id,
+                "kind": self.kind,
+                "status": self.status,
+                "institutionId": self.institution_id,
+                "institutionName": self.institution_name,
+                "portalUrl": self.portal_url,
+                "syncStatus": self.sync_status,
+                "lastSyncedAt": self.last_synced_at,
+                "errorCode": self.error_code,
+                "errorMessage": self.error_message,
+                "createdAt": self.created_at,
+                "updatedAt": self.updated_at,
+                "setup": self.setup.to_api() if self.setup else None,
+                "metadata": self.metadata or None,
+            }
         )
 
 

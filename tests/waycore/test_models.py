@@ -175,3 +175,42 @@ def test_webhook_repr_and_str_hide_the_secret() -> None:
     assert secret not in str(hook)
     assert secret not in f"{hook!r} {[hook]}"
     assert "wh_1" in repr(hook)
+
+
+def test_a_connection_goes_back_to_waycores_shape_unchanged() -> None:
+    from waycore.models import Connection
+
+    setup = {
+        "id": "conn_1",
+        "entityId": "ent_1",
+        "kind": "setup",
+        "status": "draft",
+        "institutionId": "chase",
+        "institutionName": "JPMorgan Chase",
+        "portalUrl": "https://secure.chase.com/login?x=1",
+        "createdAt": "2026-11-26T10:00:00Z",
+        "setup": {
+            "status": "awaitingDelegatedUserCreation",
+            "instructions": {
+                "firstName": "Waycore",
+                "username": "wc-acme-7",
+                "email": "a@b.c",
+                "emailProvisioningStatus": "pending",
+            },
+            "credentialsPresent": False,
+            "nextAction": "createDelegatedUser",
+        },
+        "metadata": {"k": "v"},
+    }
+    ready = {
+        "id": "conn_2",
+        "entityId": "ent_1",
+        "kind": "ready",
+        "status": "active",
+        "syncStatus": "idle",
+        "lastSyncedAt": "2026-11-26T11:00:00Z",
+        "errorCode": None,
+    }
+    for data in (setup, ready):
+        connection = Connection.from_api(data)
+        assert Connection.from_api(connection.to_api()) == connection
