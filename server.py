@@ -4,15 +4,20 @@
 `HOST`:`PORT` (default 127.0.0.1:8000). With no `WAYCORE_BASE_URL` configured the lifespan starts
 the local Waycore sandbox in-process and talks to it through `httpx.ASGITransport`, so the whole
 journey works offline. The browser only ever talks to this app; only the lifespan's single
-`WaycoreClient` talks to Waycore.
+`WaycoreClient` talks to Waycore. The lifespan also starts the host-events sender (when
+`HOST_EVENTS_URL` is set) and the periodic purge. Every request gets an id
+(`logs.RequestIdMiddleware`) that is on each of its log lines and answered as `X-Request-ID`.
+
+A configuration that cannot start (no `SECRET_KEY`, say) ends `python server.py` with one line
+on stderr and exit status 2.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import secrets
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -25,9 +30,12 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from config import Settings, load_settings
+from config import ConfigError, Settings, load_settings
 from host import DemoAuth, HostAuth
+from logs import UVICORN_LOG_CONFIG, RequestIdMiddleware, configure_logging
+from onboarding.audit import AuditTrail
 from onboarding.entities import EntityResolver
+from onboarding.events import HostEvents, Sender
 from onboarding.operations import purge_periodically, register_webhook
 from security import CSRFMiddleware, SecurityHeadersMiddleware
 from store import Store
@@ -75,14 +83,26 @@ async def _webhook_secret(settings: Settings, client: WaycoreClient, embedded: b
     return await register_webhook(client, settings.webhook_url)
 
 
+def _host_events(
+    settings: Settings, transport: httpx.AsyncBaseTransport | None
+) -> tuple[HostEvents, Sender | None]:
+    """Events are always logged; delivered too when the host configured its endpoint."""
+    if not settings.host_events_url or settings.host_events_secret is None:
+        return HostEvents(), None
+    sender = Sender(settings.host_events_url, str(settings.host_events_secret), transport=transport)
+    return HostEvents(sender), sender
+
+
 def create_app(
     settings: Settings,
     *,
     auth_backend: HostAuth | None = None,
     waycore_transport: httpx.AsyncBaseTransport | None = None,
+    host_events_transport: httpx.AsyncBaseTransport | None = None,
 ) -> Starlette:
     """Build the app. `auth_backend` is the host's authentication (default: demo sign-in);
-    `waycore_transport` replaces the network to Waycore (tests)."""
+    `waycore_transport` and `host_events_transport` replace the network to Waycore and to the
+    host's events endpoint (tests)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, AppState]]:
@@ -115,6 +135,12 @@ def create_app(
             webhook_secret = await _webhook_secret(settings, client, sandbox_app is not None)
             purger = asyncio.create_task(purge_periodically(store))
             stack.callback(purger.cancel)
+            events, sender = _host_events(settings, host_events_transport)
+            if sender is not None:
+                stack.push_async_callback(sender.aclose)
+                worker = asyncio.create_task(sender.run())
+                stack.callback(worker.cancel)
+            app.state.host_events = events
             state = AppState(
                 settings=settings,
                 store=store,
@@ -122,12 +148,15 @@ def create_app(
                 auth=auth_backend or DemoAuth(store),
                 entities=resolver,
                 webhook_secret=webhook_secret,
+                events=events,
+                audit=AuditTrail(),
             )
             yield {STATE_KEY: state}
 
     templates = configure_templates(Jinja2Templates(directory=ROOT / "templates"), settings)
     static = Mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     middleware = [
+        Middleware(RequestIdMiddleware),
         Middleware(SecurityHeadersMiddleware),
         Middleware(
             SessionMiddleware,
@@ -151,19 +180,30 @@ def create_app(
     return app
 
 
+def settings_or_exit(program: str) -> Settings:
+    """The settings, or one line on stderr and exit status 2 (no traceback) when the
+    configuration cannot start (e.g. `SECRET_KEY` missing)."""
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        sys.stderr.write(f"{program}: configuration error: {exc}\n")
+        raise SystemExit(2) from None
+
+
 def main() -> None:
     import uvicorn
 
-    settings = load_settings()
+    settings = settings_or_exit("server.py")
     if settings.uses_embedded_sandbox and not settings.webhook_url:
         host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
         settings = replace(settings, webhook_url=f"http://{host}:{settings.port}{WEBHOOK_PATH}")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level="info",
+        log_config=UVICORN_LOG_CONFIG,
         # Activation polls every 5 s: keep connections open longer than that between polls.
         timeout_keep_alive=30,
         proxy_headers=False,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from config import load_settings
+from config import ConfigError, load_settings
 
 
 @pytest.fixture
@@ -56,7 +56,11 @@ def test_a_guide_list_with_a_non_https_url_is_refused(
         load_settings(env_file=tmp_path / "missing.env")
 
 
-def test_secret_key_is_required(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    env.delenv("SECRET_KEY")
-    with pytest.raises(KeyError):
+@pytest.mark.parametrize("value", [None, ""])
+def test_secret_key_is_required(env: pytest.MonkeyPatch, tmp_path: Path, value: str | None) -> None:
+    if value is None:
+        env.delenv("SECRET_KEY")
+    else:
+        env.setenv("SECRET_KEY", value)
+    with pytest.raises(ConfigError, match="^SECRET_KEY is not set"):
         load_settings(env_file=tmp_path / "missing.env")
