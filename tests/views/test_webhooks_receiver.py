@@ -111,10 +111,15 @@ def test_the_embedded_sandbox_gets_a_registration_for_the_receiver(tmp_path: Pat
         (created,) = sandbox.calls("POST", "/v1/webhooks")
         assert created.body == {
             "url": url,
-            "events": ["connection.status_changed", "transactions.sync_available"],
+            "events": ["connection.status_changed", "transactions.sync_available", "test"],
         }
         _, listed = sandbox.control("GET", "/v1/webhooks")
         assert [w["url"] for w in listed["data"]] == [url]
+
+
+def test_a_test_event_is_acknowledged_and_changes_nothing(client: TestClient) -> None:
+    event = {"id": "evt_t", "type": "test", "createdAt": "2026-11-25T12:00:00Z", "data": {}}
+    assert deliver(client, event) == 200
 
 
 def test_an_absurd_timestamp_or_body_is_refused_not_a_crash(client: TestClient) -> None:
