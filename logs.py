@@ -12,9 +12,9 @@ with a format that prints it.
 from __future__ import annotations
 
 import logging
+import logging.config
 import re
 import secrets
-import sys
 from contextvars import ContextVar
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -78,26 +78,31 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: int = logging.INFO) -> logging.Handler:
-    """Log to stderr, every line with its request id; returns the handler installed."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(RequestIdFilter())
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(level)
-    return handler
-
-
-#: uvicorn's own loggers, sent through the root handler so their lines carry the id too.
-UVICORN_LOG_CONFIG: dict[str, object] = {
+#: The process's logging: stderr, each line with its request id; uvicorn's loggers go through
+#: the same handler. `python server.py` hands it to uvicorn, which applies it at start.
+LOG_CONFIG: dict[str, object] = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "logs.RequestIdFilter"}},
+    "formatters": {"default": {"format": LOG_FORMAT}},
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stderr",
+            "filters": ["request_id"],
+            "formatter": "default",
+        }
+    },
+    "root": {"level": "INFO", "handlers": ["stderr"]},
     "loggers": {
-        "uvicorn": {"level": "INFO", "handlers": [], "propagate": True},
-        "uvicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
-        "uvicorn.access": {"level": "INFO", "handlers": [], "propagate": True},
+        name: {"level": "INFO", "handlers": [], "propagate": True}
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
     },
 }
+
+
+def configure_logging() -> logging.Handler:
+    """Apply `LOG_CONFIG` (outside uvicorn: commands, tests); returns the stderr handler."""
+    logging.config.dictConfig(LOG_CONFIG)
+    handler = logging.getLogger().handlers[0]
+    return handler

@@ -32,7 +32,7 @@ from starlette.templating import Jinja2Templates
 
 from config import ConfigError, Settings, load_settings
 from host import DemoAuth, HostAuth
-from logs import UVICORN_LOG_CONFIG, RequestIdMiddleware, configure_logging
+from logs import LOG_CONFIG, RequestIdMiddleware
 from onboarding.audit import AuditTrail
 from onboarding.entities import EntityResolver
 from onboarding.events import HostEvents, Sender
@@ -197,13 +197,12 @@ def main() -> None:
     if settings.uses_embedded_sandbox and not settings.webhook_url:
         host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
         settings = replace(settings, webhook_url=f"http://{host}:{settings.port}{WEBHOOK_PATH}")
-    configure_logging()
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level="info",
-        log_config=UVICORN_LOG_CONFIG,
+        log_config=LOG_CONFIG,  # every line with its request id
         # Activation polls every 5 s: keep connections open longer than that between polls.
         timeout_keep_alive=30,
         proxy_headers=False,

@@ -3,15 +3,19 @@ the support reference a page shows when Waycore gave none of its own."""
 
 from __future__ import annotations
 
-import io
 import logging
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from logs import LOG_FORMAT, RequestIdFilter, bind_request_id, configure_logging
+from logs import LOG_FORMAT, RequestIdFilter
 from tests.support import Browser, SandboxHandle, soup, start_listed
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -77,15 +81,21 @@ def test_the_request_id_is_the_reference_when_waycore_gave_none(
 
 
 def test_configured_logging_prints_the_id_on_each_line() -> None:
-    handler = configure_logging()
-    stream = io.StringIO()
-    handler.setStream(stream)  # type: ignore[attr-defined]
-    bind_request_id("rid_testline")
-    logging.getLogger("app.test").info("hello")
-    bind_request_id("")
-    logging.getLogger("app.test").info("outside")
-    first, second = stream.getvalue().splitlines()
+    """In a process of its own: the configuration replaces the process's logging."""
+    script = (
+        "import logging, logs\n"
+        "logs.configure_logging()\n"
+        "logs.bind_request_id('rid_testline')\n"
+        "logging.getLogger('app.test').info('hello')\n"
+        "logging.getLogger('uvicorn.access').info('GET / 200')\n"
+        "logs.bind_request_id('')\n"
+        "logging.getLogger('app.test').info('outside')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    first, access, outside = done.stderr.splitlines()
     assert first.endswith("INFO app.test [rid_testline] hello")
-    assert second.endswith("INFO app.test [-] outside")
+    assert access.endswith("INFO uvicorn.access [rid_testline] GET / 200")
+    assert outside.endswith("INFO app.test [-] outside")
     assert "%(request_id)s" in LOG_FORMAT
-    logging.getLogger().removeHandler(handler)

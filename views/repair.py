@@ -35,6 +35,7 @@ from waycore.errors import WaycoreError
 REAUTH = "connections/reauth.html"
 CORRECT = "connections/correct_portal.html"
 
+REFUSED_TITLE = "New sign-in details not accepted"
 REFUSED_MESSAGE = (
     "Waycore did not take new sign-in details for this connection in its current state. "
     "Nothing was changed. Contact support with the reference below so Waycore can "
@@ -81,7 +82,7 @@ async def reauth(request: Request) -> Response:
         return render(request, REAUTH, context, status=422)
     except service.CredentialsRefused as exc:
         problem = await problem_for(request, exc.cause, "sending credentials again")
-        context["problem"] = replace(problem, message=REFUSED_MESSAGE)
+        context["problem"] = replace(problem, title=REFUSED_TITLE, message=REFUSED_MESSAGE)
     except WaycoreError as exc:
         context["problem"] = await problem_for(request, exc, "sending credentials again")
     else:

@@ -233,6 +233,7 @@ def test_when_waycore_refuses_new_details_the_customer_is_sent_to_support(
     )
     assert response.status_code == 200
     alert = soup(response).select_one(".alert-danger")
+    assert alert.select_one(".alert-title").get_text() == "New sign-in details not accepted"
     assert "did not take new sign-in details" in alert.get_text()
     assert alert.select_one(".support .reference code").get_text().startswith("req_")
     assert "pw-123456" not in response.text
