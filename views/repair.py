@@ -24,11 +24,10 @@ from onboarding.entities import EntityUnavailable
 from onboarding.errors import InvalidChoice
 from onboarding.journey import Step
 from views import funnel, htmx
-from views.choose_bank import form_text
 from views.errors import problem_for
 from views.guards import app_state, ensure_step, owned_connection, require_user
 from views.render import flash, render
-from views.setup import PASSWORD_AGAIN
+from views.setup import PASSWORD_AGAIN, form_values, read_credentials
 from views.urls import step_url, url_for
 from waycore.errors import WaycoreError
 
@@ -58,27 +57,19 @@ async def reauth(request: Request) -> Response:
     user = await require_user(request, "connect")
     owned, connection = await owned_connection(request, user)
     ensure_step(request, Step.REAUTH, connection)
-    form = await request.form()
-    limit = service.MAX_CREDENTIAL
-    raw_password = form.get("password")
-    credentials = service.Credentials(
-        bank_username=form_text(form, "bank_username", limit),
-        bank_customer_id=form_text(form, "bank_customer_id", limit),
-        password=raw_password[:limit]
-        if isinstance(raw_password, str) and raw_password.strip()
-        else None,
-    )
-    values = {"bank_username": credentials.bank_username}
-    values["bank_customer_id"] = credentials.bank_customer_id
-    context: dict[str, Any] = {"owned": owned, "connection": connection, "values": values}
-    context["errors"] = {}
+    credentials, errors = read_credentials(await request.form())
+    context: dict[str, Any] = {"owned": owned, "connection": connection}
+    context.update(values=form_values(credentials), errors={})
     state = app_state(request)
     try:
+        if errors:
+            raise InvalidChoice(errors)
         await service.resubmit_credentials(
             state.waycore, state.audit, user, connection.id, credentials
         )
     except InvalidChoice as exc:
-        context["errors"] = exc.errors
+        again = {"password": PASSWORD_AGAIN} if credentials.password else {}
+        context["errors"] = {**again, **exc.errors}
         return render(request, REAUTH, context, status=422)
     except service.CredentialsRefused as exc:
         problem = await problem_for(request, exc.cause, "sending credentials again")

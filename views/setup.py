@@ -76,8 +76,9 @@ def _finish_context(
     }
 
 
-def read_finish_form(form: FormData) -> tuple[service.Credentials, dict[str, str]]:
-    """(the optional bank-issued details, errors by field)."""
+def read_credentials(form: FormData) -> tuple[service.Credentials, dict[str, str]]:
+    """The bank-issued details of a form (finish setup, re-authentication), and errors by
+    field. A password is never put back into the form: with any error it is asked again."""
     limit = service.MAX_CREDENTIAL
     raw_password = form.get("password")
     credentials = service.Credentials(
@@ -92,6 +93,20 @@ def read_finish_form(form: FormData) -> tuple[service.Credentials, dict[str, str
     }
     if credentials.password is not None and len(credentials.password) > limit:
         errors["password"] = f"Keep the password under {limit} characters."
+    return credentials, errors
+
+
+def form_values(credentials: service.Credentials) -> dict[str, str]:
+    """What a credentials form shows again after an error (never the password)."""
+    return {
+        "bank_username": credentials.bank_username,
+        "bank_customer_id": credentials.bank_customer_id,
+    }
+
+
+def read_finish_form(form: FormData) -> tuple[service.Credentials, dict[str, str]]:
+    """(the optional bank-issued details, errors by field)."""
+    credentials, errors = read_credentials(form)
     if form.get("confirm_active") != "yes":
         errors["confirm_active"] = "Confirm that the delegated user is active in your bank portal."
     if form.get("accept_terms") != "yes":
@@ -118,8 +133,7 @@ async def finish(request: Request) -> Response:
     owned, connection = await owned_connection(request, user)
     ensure_step(request, Step.FINISH_SETUP, connection)
     credentials, errors = read_finish_form(await request.form())
-    values = {"bank_username": credentials.bank_username}
-    values["bank_customer_id"] = credentials.bank_customer_id
+    values = form_values(credentials)
     if errors:
         context = _finish_context(owned, connection, values=values, errors=errors)
         return render(request, "connections/finish.html", context, status=422)

@@ -191,6 +191,15 @@ def test_reauth_on_a_ready_connection_says_what_to_check_and_resends_details(
     empty = alice.post(f"/connections/{connection_id}/reauth", {"bank_username": " "})
     assert empty.status_code == 422 and sandbox.calls("PUT") == []
 
+    too_long = alice.post(
+        f"/connections/{connection_id}/reauth",
+        {"bank_username": "u" * 300, "password": "n3w-bank-pass"},
+    )
+    assert too_long.status_code == 422 and sandbox.calls("PUT") == []
+    assert "under 256" in text_of(too_long, "#bank-username-error")
+    assert "enter the password again" in text_of(too_long, "#bank-password-error").lower()
+    assert "n3w-bank-pass" not in too_long.text
+
     sent = alice.post(
         f"/connections/{connection_id}/reauth",
         {"bank_customer_id": "ACME-7", "password": "n3w-bank-pass"},
