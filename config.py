@@ -8,6 +8,7 @@ nothing else reads the environment. See README, "Configure", for every variable.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -79,6 +80,15 @@ class Settings:
     template_overrides: str | None = None
     #: A same-origin stylesheet (a root-relative path) loaded after the app's own.
     host_stylesheet_url: str | None = None
+    #: Where customers get help: shown with a copyable reference on every error and every state
+    #: that needs attention (either or both; with neither, the reference alone is shown).
+    support_url: str | None = None
+    support_email: str | None = None
+    #: The host's endpoint for this app's signed events (`onboarding.events`); None: the events
+    #: are only logged.
+    host_events_url: str | None = None
+    #: The HMAC key the host events are signed with (required with `host_events_url`).
+    host_events_secret: Secret | None = None
 
     @property
     def uses_embedded_sandbox(self) -> bool:
@@ -138,14 +148,58 @@ def _handoff_secret(value: Secret | None) -> Secret | None:
     return value
 
 
+class ConfigError(ValueError):
+    """The configuration cannot start the app; the message is one line for the operator."""
+
+
+_EMAIL = re.compile(r"[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+")
+
+
+def _http_url(name: str, value: str, *, https_only: bool) -> str | None:
+    """`value` when it is an absolute http(s) URL (https only when `https_only`, except on a
+    loopback host); None when empty; `ConfigError` otherwise."""
+    if not value:
+        return None
+    parts = urlsplit(value)
+    loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    allowed = {"https"} if https_only and not loopback else {"https", "http"}
+    if parts.scheme not in allowed or not parts.hostname:
+        scheme = "https://" if allowed == {"https"} else "http(s)://"
+        raise ConfigError(f"{name} must be an absolute {scheme} URL, got {value!r}")
+    return value
+
+
 def load_settings(env_file: str | Path | None = ROOT / ".env") -> Settings:
-    """Read settings from the environment (and `.env` when present)."""
+    """Read settings from the environment (and `.env` when present); `ConfigError`, with a
+    one-line message, when they cannot start the app (e.g. no `SECRET_KEY`)."""
+    try:
+        return _load(env_file)
+    except KeyError as exc:  # starlette's Config: a variable without default is missing
+        name = str(exc.args[0]).split("'")[1] if "'" in str(exc.args[0]) else str(exc)
+        hint = " (./scripts/install writes one to .env)" if name == "SECRET_KEY" else ""
+        raise ConfigError(f"{name} is not set: add it to the environment or .env{hint}") from None
+    except ConfigError:
+        raise
+    except ValueError as exc:
+        raise ConfigError(str(exc).splitlines()[0]) from None
+
+
+def _load(env_file: str | Path | None) -> Settings:
     config = Config(env_file if env_file and Path(env_file).exists() else None)
     api_key = config("WAYCORE_API_KEY", cast=Secret, default=None)
     base_url = config("WAYCORE_BASE_URL", default="") or None
     demo = config("DEMO_MODE", default="")
+    secret_key = config("SECRET_KEY", cast=Secret)
+    if not str(secret_key):
+        raise KeyError("Config 'SECRET_KEY' is missing, and has no default.")
+    host_events_url = _http_url(
+        "HOST_EVENTS_URL", config("HOST_EVENTS_URL", default=""), https_only=False
+    )
+    host_events_secret = config("HOST_EVENTS_SECRET", cast=Secret, default=None) or None
+    if host_events_url and not (host_events_secret and str(host_events_secret)):
+        raise ConfigError("HOST_EVENTS_URL is set but HOST_EVENTS_SECRET is not: events are signed")
     return Settings(
-        secret_key=config("SECRET_KEY", cast=Secret),
+        secret_key=secret_key,
         debug=config("DEBUG", cast=bool, default=False),
         host=config("HOST", default="127.0.0.1"),
         port=config("PORT", cast=int, default=8000),
@@ -177,6 +231,10 @@ def load_settings(env_file: str | Path | None = ROOT / ".env") -> Settings:
         sign_in_url=config("SIGN_IN_URL", default="") or None,
         template_overrides=config("TEMPLATE_OVERRIDES", default="") or None,
         host_stylesheet_url=_stylesheet(config("HOST_STYLESHEET_URL", default="")),
+        support_url=_http_url("SUPPORT_URL", config("SUPPORT_URL", default=""), https_only=True),
+        support_email=_email(config("SUPPORT_EMAIL", default="")),
+        host_events_url=host_events_url,
+        host_events_secret=host_events_secret,
     )
 
 
@@ -187,4 +245,10 @@ def _truthy(value: str) -> bool:
         return True
     if lowered in ("false", "0"):
         return False
-    raise ValueError(f"expected true or false, not {value!r}")
+    raise ValueError(f"DEMO_MODE must be true or false, not {value!r}")
+
+
+def _email(value: str) -> str | None:
+    if value and not _EMAIL.fullmatch(value):
+        raise ConfigError(f"SUPPORT_EMAIL must be an email address, got {value!r}")
+    return value or None

@@ -4,7 +4,12 @@
 `HOST`:`PORT` (default 127.0.0.1:8000). With no `WAYCORE_BASE_URL` configured the lifespan starts
 the local Waycore sandbox in-process and talks to it through `httpx.ASGITransport`, so the whole
 journey works offline. The browser only ever talks to this app; only the lifespan's single
-`WaycoreClient` talks to Waycore.
+`WaycoreClient` talks to Waycore. The lifespan also starts the host-events sender (when
+`HOST_EVENTS_URL` is set) and the periodic purge. Every request gets an id
+(`logs.RequestIdMiddleware`) that is on each of its log lines and answered as `X-Request-ID`.
+
+A configuration that cannot start (no `SECRET_KEY`, say) ends `python server.py` with one line
+on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -25,10 +31,13 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from config import Settings, load_settings
+from config import ConfigError, Settings, load_settings
 from host import HostAuth, SessionAuth
+from logs import LOG_CONFIG, RequestIdMiddleware
 from mounting import RUNTIME, KeepHostSession, StartOnFirstUse
+from onboarding.audit import AuditTrail
 from onboarding.entities import EntityResolver
+from onboarding.events import HostEvents, Sender
 from onboarding.operations import purge_periodically, register_webhook
 from security import CSRFMiddleware, SecurityHeadersMiddleware
 from store import Store
@@ -77,16 +86,28 @@ async def _webhook_secret(settings: Settings, client: WaycoreClient, embedded: b
     return await register_webhook(client, settings.webhook_url)
 
 
+def _host_events(
+    settings: Settings, transport: httpx.AsyncBaseTransport | None
+) -> tuple[HostEvents, Sender | None]:
+    """Events are always logged; delivered too when the host configured its endpoint."""
+    if not settings.host_events_url or settings.host_events_secret is None:
+        return HostEvents(), None
+    sender = Sender(settings.host_events_url, str(settings.host_events_secret), transport=transport)
+    return HostEvents(sender), sender
+
+
 def create_app(
     settings: Settings,
     *,
     auth_backend: HostAuth | None = None,
     waycore_transport: httpx.AsyncBaseTransport | None = None,
+    host_events_transport: httpx.AsyncBaseTransport | None = None,
 ) -> Starlette:
     """Build the app. `auth_backend` is the host's authentication (default: the app's own
     sessions, started by the demo sign-in or the host's sign-in handoff); `waycore_transport`
-    replaces the network to Waycore (tests). Serve it with `python server.py`, or mount it in a
-    host's app (`mounting.py`)."""
+    and `host_events_transport` replace the network to Waycore and to the host's events
+    endpoint (tests). Serve it with `python server.py`, or mount it in a host's app
+    (`mounting.py`)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, AppState]]:
@@ -119,6 +140,12 @@ def create_app(
             webhook_secret = await _webhook_secret(settings, client, sandbox_app is not None)
             purger = asyncio.create_task(purge_periodically(store))
             stack.callback(purger.cancel)
+            events, sender = _host_events(settings, host_events_transport)
+            if sender is not None:
+                stack.push_async_callback(sender.aclose)
+                worker = asyncio.create_task(sender.run())
+                stack.callback(worker.cancel)
+            app.state.host_events = events
             state = AppState(
                 settings=settings,
                 store=store,
@@ -126,6 +153,8 @@ def create_app(
                 auth=auth_backend or SessionAuth(store),
                 entities=resolver,
                 webhook_secret=webhook_secret,
+                events=events,
+                audit=AuditTrail(),
             )
             _warn_about_demo_mode(settings)
             setattr(app.state, RUNTIME, {STATE_KEY: state})
@@ -138,6 +167,7 @@ def create_app(
     templates = configure_templates(Jinja2Templates(directory=template_dirs), settings)
     static = Mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     middleware = [
+        Middleware(RequestIdMiddleware),
         Middleware(SecurityHeadersMiddleware),
         Middleware(KeepHostSession),  # mounted in a host: the host's session stays the host's
         Middleware(
@@ -177,22 +207,29 @@ def _warn_about_demo_mode(settings: Settings) -> None:
         )
 
 
+def settings_or_exit(program: str) -> Settings:
+    """The settings, or one line on stderr and exit status 2 (no traceback) when the
+    configuration cannot start (e.g. `SECRET_KEY` missing)."""
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        sys.stderr.write(f"{program}: configuration error: {exc}\n")
+        raise SystemExit(2) from None
+
+
 def main() -> None:
     import uvicorn
 
-    settings = load_settings()
+    settings = settings_or_exit("server.py")
     if settings.uses_embedded_sandbox and not settings.webhook_url:
         host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
         settings = replace(settings, webhook_url=f"http://{host}:{settings.port}{WEBHOOK_PATH}")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # One line per request: httpx's own line per Waycore call is noise (the client logs each
-    # call at DEBUG).
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level="info",
+        log_config=LOG_CONFIG,  # every line with its request id
         # Activation polls every 5 s: keep connections open longer than that between polls.
         timeout_keep_alive=30,
         # Behind a proxy that strips the prefix: URLs, redirects and the cookie path carry it.

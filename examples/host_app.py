@@ -37,9 +37,9 @@ from starlette.staticfiles import StaticFiles
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from config import Settings, load_settings  # noqa: E402
+from config import Settings  # noqa: E402
 from host import HostUser, Role, Tenant  # noqa: E402
-from server import create_app  # noqa: E402
+from server import create_app, settings_or_exit  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 KIT_PREFIX = "/banking"
@@ -257,7 +257,7 @@ def main() -> None:
     key derived from the same `SECRET_KEY`."""
     import uvicorn
 
-    kit = load_settings()
+    kit = settings_or_exit("examples/host_app.py")
     host_secret = hmac.new(str(kit.secret_key).encode(), b"ledgerly-session", "sha256").hexdigest()
     port = int(os.environ.get("PORT", "8001"))
     uvicorn.run(create_host_app(kit, secret_key=host_secret), host="127.0.0.1", port=port)

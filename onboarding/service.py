@@ -15,8 +15,17 @@ The rules, each in one place:
 - finish setup: only populated credentials, sent once, then setup completion, with the 409
   "already completed" recovery (`finish_setup`);
 - a ready connection has no drafts (`settle`), applied where a connection is read and where a
-  webhook says it changed;
+  webhook says it changed; that first sight is also when the host hears `connection.activated`;
+- a status change seen by a watching page (`watch`) or reported by a Waycore webhook
+  (`status_changed`) into a status that needs attention is reported to the host once per change;
+- repairs: a corrected connection for a connection whose portal URL Waycore could not use
+  (`correct_portal`), and bank-issued credentials sent again for re-authentication
+  (`resubmit_credentials`);
 - manual sync honours the cooldown locally: inside it nothing is sent to Waycore (`start_sync`).
+
+Every auditable step (connection created or returned, credentials submitted, setup completed,
+sync requested, connection deleted, draft discarded) is recorded through `AuditTrail`, and every
+event for the host goes through `HostEvents`: both are passed in, like the store.
 """
 
 from __future__ import annotations
@@ -29,13 +38,16 @@ from urllib.parse import urlsplit
 
 from config import DEFAULT_SETUP_GUIDE_URL
 from host import HostUser
+from onboarding import events as host_events
+from onboarding.audit import AuditAction, AuditTrail
 from onboarding.entities import EntityResolver
 from onboarding.errors import InvalidChoice, NotOwned
+from onboarding.events import ATTENTION_STATUSES, HostEvents
 from onboarding.journey import Step, is_waiting, step_for
 from store import Draft, OwnedConnection, Store
 from waycore.client import WaycoreClient
 from waycore.errors import BadRequest, Conflict, NotFound, RateLimited, WaycoreError
-from waycore.models import Connection, ConnectionResult, Institution
+from waycore.models import CONNECTION_STATUSES, Connection, ConnectionResult, Institution
 
 log = logging.getLogger("app.onboarding")
 
@@ -66,39 +78,99 @@ async def owned_record(store: Store, tenant_id: str, connection_id: str) -> Owne
 
 
 async def owned_connection(
-    store: Store, waycore: WaycoreClient, tenant_id: str, connection_id: str
+    store: Store, waycore: WaycoreClient, events: HostEvents, tenant_id: str, connection_id: str
 ) -> tuple[OwnedConnection, Connection]:
     """The tenant's local record and Waycore's view of the connection.
 
     Another tenant's (or an unknown) id raises `NotOwned` before any Waycore call. A connection
     Waycore no longer has is forgotten locally and its `NotFound` raised. A connection read as
-    ready is settled (its drafts cleared) the first time."""
+    ready is settled (its drafts cleared, the host told) the first time."""
     owned = await owned_record(store, tenant_id, connection_id)
     try:
         connection = await waycore.get_connection(connection_id)
     except NotFound:
         await store.forget_connection(tenant_id, connection_id)
         raise
-    return await settle(store, owned, connection), connection
+    return await settle(store, events, owned, connection), connection
 
 
-async def settle(store: Store, owned: OwnedConnection, connection: Connection) -> OwnedConnection:
-    """A ready, active connection has no drafts: clear them once, when it is first seen ready."""
+async def settle(
+    store: Store, events: HostEvents, owned: OwnedConnection, connection: Connection
+) -> OwnedConnection:
+    """A ready, active connection has no drafts: clear them once, when it is first seen ready,
+    and tell the host it is activated."""
     if not connection.is_ready or owned.settled_at is not None:
         return owned
     await store.settle_connection(owned.tenant_id, owned.connection_id)
     log.info("connection %s is ready; its drafts are cleared", owned.connection_id)
+    await events.emit(host_events.activated(connection, owned.tenant_id))
     return await owned_record(store, owned.tenant_id, owned.connection_id)
 
 
-async def settle_by_id(store: Store, connection: Connection) -> None:
-    """`settle` for a system event (a webhook), which carries no signed-in tenant."""
-    tenant_id = await store.tenant_of(connection.id)
-    if tenant_id is None:
+def known_status(value: str | None) -> str | None:
+    """`value` if it is one of Waycore's connection statuses (it may come from a URL)."""
+    return value if value in CONNECTION_STATUSES else None
+
+
+@dataclass(frozen=True)
+class Watched:
+    """A watched connection, read again: `changed` when its status is not the one last shown."""
+
+    owned: OwnedConnection
+    connection: Connection
+    changed: bool
+
+
+async def watch(
+    store: Store,
+    waycore: WaycoreClient,
+    events: HostEvents,
+    tenant_id: str,
+    connection_id: str,
+    seen: str | None,
+) -> Watched:
+    """Read a connection a page is watching, which last showed it in status `seen`. A change into
+    a status that needs attention is reported to the host (once per change: the event id is
+    derived from the connection, its status and Waycore's `updatedAt`)."""
+    owned, connection = await owned_connection(store, waycore, events, tenant_id, connection_id)
+    seen = known_status(seen)
+    changed = seen is not None and seen != connection.status
+    if changed and connection.status in ATTENTION_STATUSES:
+        event = host_events.needs_attention(connection, tenant_id, previous_status=seen)
+        await events.emit(event)
+    return Watched(owned, connection, changed)
+
+
+async def status_changed(
+    store: Store,
+    waycore: WaycoreClient,
+    events: HostEvents,
+    reported: Connection,
+    previous_status: str | None,
+) -> None:
+    """A Waycore webhook said a connection's status changed (system event: no signed-in user).
+
+    The connection is read again, so the host events carry the same ids as when a watching page
+    sees the change (a read that fails falls back to what the webhook reported). A connection
+    now ready is settled; one now needing attention is reported to the host."""
+    tenant_id = await store.tenant_of(reported.id)
+    owned = await store.owned_connection(tenant_id, reported.id) if tenant_id else None
+    if tenant_id is None or owned is None:
         return
-    owned = await store.owned_connection(tenant_id, connection.id)
-    if owned is not None:
-        await settle(store, owned, connection)
+    try:
+        connection = await waycore.get_connection(reported.id)
+    except NotFound:
+        await store.forget_connection(tenant_id, reported.id)
+        return
+    except WaycoreError as exc:
+        log.warning("could not read %s after its webhook (%s); using the event", reported.id, exc)
+        connection = reported
+    await settle(store, events, owned, connection)
+    if connection.status in ATTENTION_STATUSES:
+        event = host_events.needs_attention(
+            connection, tenant_id, previous_status=known_status(previous_status)
+        )
+        await events.emit(event)
 
 
 # ---------------------------------------------------------------------------- choosing the bank
@@ -252,6 +324,8 @@ async def create_connection(
     store: Store,
     waycore: WaycoreClient,
     entities: EntityResolver,
+    events: HostEvents,
+    audit: AuditTrail,
     user: HostUser,
     choice: BankChoice,
 ) -> ConnectionResult:
@@ -291,7 +365,10 @@ async def create_connection(
         "created" if result.created else "returned (already existed)",
         user.tenant.id,
     )
-    await settle(store, await owned_record(store, user.tenant.id, connection.id), connection)
+    action = AuditAction.CONNECTION_CREATED if result.created else AuditAction.CONNECTION_RETURNED
+    await audit.record(action, user, connection_id=connection.id, draft_id=choice.draft.id)
+    owned = await owned_record(store, user.tenant.id, connection.id)
+    await settle(store, events, owned, connection)
     return result
 
 
@@ -311,25 +388,89 @@ class Credentials:
     def any(self) -> bool:
         return bool(self.bank_username or self.bank_customer_id or self.password)
 
+    @property
+    def field_names(self) -> list[str]:
+        """The API names of the populated fields (what the audit trail records: never values)."""
+        named = [
+            ("bankUsername", self.bank_username),
+            ("bankCustomerId", self.bank_customer_id),
+            ("password", self.password),
+        ]
+        return [name for name, value in named if value]
+
+
+async def _send_credentials(
+    waycore: WaycoreClient,
+    audit: AuditTrail,
+    user: HostUser,
+    connection_id: str,
+    credentials: Credentials,
+) -> None:
+    await waycore.update_credentials(
+        connection_id,
+        bank_username=credentials.bank_username or None,
+        bank_customer_id=credentials.bank_customer_id or None,
+        password=credentials.password,
+    )
+    await audit.record(
+        AuditAction.CREDENTIALS_SUBMITTED,
+        user,
+        connection_id=connection_id,
+        fields=credentials.field_names,
+    )
+
 
 async def finish_setup(
-    waycore: WaycoreClient, connection_id: str, credentials: Credentials
+    waycore: WaycoreClient,
+    audit: AuditTrail,
+    user: HostUser,
+    connection_id: str,
+    credentials: Credentials,
 ) -> None:
     """Submit only the populated bank fields (skipped when all are blank), then mark setup
     complete. A 409 from a double submit, or another tab finishing first, is success when the
     connection has left `draft`."""
     try:
         if credentials.any:
-            await waycore.update_credentials(
-                connection_id,
-                bank_username=credentials.bank_username or None,
-                bank_customer_id=credentials.bank_customer_id or None,
-                password=credentials.password,
-            )
+            await _send_credentials(waycore, audit, user, connection_id, credentials)
         await waycore.complete_setup(connection_id)
     except Conflict:
         if not await _setup_completed(waycore, connection_id):
             raise
+        outcome = "already completed"
+    else:
+        outcome = "completed"
+    await audit.record(
+        AuditAction.SETUP_COMPLETED, user, connection_id=connection_id, outcome=outcome
+    )
+
+
+class CredentialsRefused(Exception):
+    """Waycore would not take new credentials for this connection in its current state (409)."""
+
+    def __init__(self, cause: Conflict) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+async def resubmit_credentials(
+    waycore: WaycoreClient,
+    audit: AuditTrail,
+    user: HostUser,
+    connection_id: str,
+    credentials: Credentials,
+) -> None:
+    """Re-authentication: send the bank-issued details again (only the populated fields; at
+    least one). Waycore's documents do not say in which states it takes them; a 409 is
+    `CredentialsRefused`, for the page to send the customer to support instead."""
+    if not credentials.any:
+        raise InvalidChoice(
+            {"bank_username": "Enter at least one of the details your bank issued."}
+        )
+    try:
+        await _send_credentials(waycore, audit, user, connection_id, credentials)
+    except Conflict as exc:
+        raise CredentialsRefused(exc) from exc
 
 
 async def _setup_completed(waycore: WaycoreClient, connection_id: str) -> bool:
@@ -362,9 +503,19 @@ class SyncOutcome:
 
 
 async def start_sync(
-    store: Store, waycore: WaycoreClient, tenant_id: str, connection_id: str
+    store: Store, waycore: WaycoreClient, audit: AuditTrail, user: HostUser, connection_id: str
 ) -> SyncOutcome:
     """Ask Waycore for a manual sync, unless its cooldown is known to be running."""
+    outcome = await _sync(store, waycore, user.tenant.id, connection_id)
+    await audit.record(
+        AuditAction.SYNC_REQUESTED, user, connection_id=connection_id, outcome=outcome.result
+    )
+    return outcome
+
+
+async def _sync(
+    store: Store, waycore: WaycoreClient, tenant_id: str, connection_id: str
+) -> SyncOutcome:
     owned = await owned_record(store, tenant_id, connection_id)
     if cooldown_until(owned) is not None:
         return SyncOutcome("cooling_down", owned)
@@ -381,13 +532,109 @@ async def start_sync(
 
 
 async def delete_connection(
-    store: Store, waycore: WaycoreClient, user: HostUser, connection_id: str
+    store: Store,
+    waycore: WaycoreClient,
+    events: HostEvents,
+    audit: AuditTrail,
+    user: HostUser,
+    connection_id: str,
 ) -> None:
     """`DELETE /v1/connections/{id}` (the caller has the customer's explicit confirmation), then
-    forget it locally with its drafts."""
+    forget it locally with its drafts, record it and tell the host."""
     await waycore.delete_connection(connection_id)
     await store.forget_connection(user.tenant.id, connection_id)
     log.info("connection %s deleted by %s (%s)", connection_id, user.id, user.tenant.id)
+    await audit.record(AuditAction.CONNECTION_DELETED, user, connection_id=connection_id)
+    await events.emit(host_events.removed(connection_id, user))
+
+
+async def discard_draft(store: Store, audit: AuditTrail, user: HostUser, draft: Draft) -> bool:
+    """Cancel before Waycore has a connection: the local draft only, no Waycore call. A draft
+    that already has a connection is kept (that setup stays resumable); returns whether it went."""
+    if draft.connection_id or not await store.delete_draft(user.tenant.id, draft.id):
+        return False
+    await audit.record(AuditAction.DRAFT_DISCARDED, user, draft_id=draft.id)
+    return True
+
+
+# ---------------------------------------------------------------------------- repairs
+
+
+@dataclass(frozen=True)
+class Correction:
+    """What the customer may do about a connection whose portal URL Waycore could not use.
+
+    `institution` for a listed bank: the other portals of its catalog entry are the choices
+    (none when it has only one: then support is the way); None for an unlisted bank, whose URL
+    the customer types again."""
+
+    sent_url: str | None
+    institution: Institution | None
+    other_portals: list[str]
+
+    @property
+    def possible(self) -> bool:
+        return self.institution is None or bool(self.other_portals)
+
+
+async def correction_for(waycore: WaycoreClient, connection: Connection) -> Correction:
+    """The choices `correct_portal` accepts for `connection`."""
+    if not connection.institution_id:
+        return Correction(connection.portal_url, None, [])
+    institution = await waycore.get_institution(connection.institution_id)
+    others = [url for url in institution.portal_urls if url != connection.portal_url]
+    return Correction(connection.portal_url, institution, others)
+
+
+async def correct_portal(
+    store: Store,
+    waycore: WaycoreClient,
+    entities: EntityResolver,
+    events: HostEvents,
+    audit: AuditTrail,
+    user: HostUser,
+    owned: OwnedConnection,
+    connection: Connection,
+    portal_url: str,
+) -> ConnectionResult:
+    """Start a corrected connection for the same bank with another portal URL (one of its
+    catalog portals for a listed bank; a valid HTTPS URL of no supported bank otherwise). The
+    connection that needs correction is left as it is: removing it is the customer's explicit,
+    separate choice."""
+    correction = await correction_for(waycore, connection)
+    institution = correction.institution
+    if institution is not None:
+        if portal_url not in correction.other_portals:
+            raise InvalidChoice(
+                {"portal_url": "Choose one of the other sign-in portals listed for this bank."}
+            )
+        draft = await store.create_draft(
+            user.tenant.id,
+            user.id,
+            institution_id=institution.institution_id,
+            institution_name=institution.name,
+            portal_url=portal_url,
+        )
+        choice = BankChoice(draft, institution, portal_url)
+    else:
+        url, error = validate_portal_url(portal_url)
+        if url is not None and url == correction.sent_url:
+            error = "This is the address Waycore could not use. Enter the corrected one."
+        if error or url is None:
+            raise InvalidChoice({"portal_url": error or "Enter the corrected portal URL."})
+        name = owned.requested_institution_name or bank_label(connection, owned)
+        choice = await choose_unlisted(store, waycore, user, None, name, url)
+    return await create_connection(store, waycore, entities, events, audit, user, choice)
+
+
+def bank_label(connection: Connection, owned: OwnedConnection) -> str:
+    """A name for a bank the customer did not name: its portal's host."""
+    return (
+        connection.institution_name
+        or owned.institution_name
+        or host_events.portal_host(connection.portal_url)
+        or "Your bank"
+    )
 
 
 # ---------------------------------------------------------------------------- the list

@@ -101,6 +101,12 @@ class Store:
     async def close(self) -> None:
         await self._db.close()
 
+    async def ping(self) -> None:
+        """Raise unless the database answers a query (readiness)."""
+        row = await self._one("SELECT 1", ())
+        if row is None or row[0] != 1:
+            raise RuntimeError("the database answered SELECT 1 with nothing")
+
     async def _write(self, sql: str, params: tuple[Any, ...]) -> int:
         cursor = await self._db.execute(sql, params)
         return cursor.rowcount

@@ -17,6 +17,8 @@ from starlette.datastructures import Secret
 from starlette.testclient import TestClient
 
 from config import Settings
+from onboarding.audit import AuditEntry, AuditTrail
+from onboarding.events import HostEvent, HostEvents
 from waycore.sandbox import Sandbox
 
 #: The embedded sandbox's root key in tests: it must never reach a browser.
@@ -36,6 +38,35 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         setup_guides={"customers_bank": "https://docs.waycore.com/user-setup/customers_bank"},
     )
     return replace(settings, **overrides)
+
+
+class RecordedEvents(HostEvents):
+    """Host events, kept in a list (and logged, as the real ones are)."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.emitted: list[HostEvent] = []
+
+    async def emit(self, event: HostEvent) -> None:
+        await super().emit(event)
+        self.emitted.append(event)
+
+    def types(self) -> list[str]:
+        return [str(e.type) for e in self.emitted]
+
+
+class RecordedAudit(AuditTrail):
+    """Audit entries, kept in a list (and logged, as the real ones are)."""
+
+    def __init__(self) -> None:
+        self.entries: list[AuditEntry] = []
+
+    async def _write(self, entry: AuditEntry) -> None:
+        await super()._write(entry)
+        self.entries.append(entry)
+
+    def actions(self) -> list[str]:
+        return [str(e.action) for e in self.entries]
 
 
 def soup(response: httpx2.Response) -> BeautifulSoup:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from config import load_settings
+from config import ConfigError, load_settings
 
 
 @pytest.fixture
@@ -56,7 +57,55 @@ def test_a_guide_list_with_a_non_https_url_is_refused(
         load_settings(env_file=tmp_path / "missing.env")
 
 
-def test_secret_key_is_required(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    env.delenv("SECRET_KEY")
-    with pytest.raises(KeyError):
+@pytest.mark.parametrize("value", [None, ""])
+def test_secret_key_is_required(env: pytest.MonkeyPatch, tmp_path: Path, value: str | None) -> None:
+    if value is None:
+        env.delenv("SECRET_KEY")
+    else:
+        env.setenv("SECRET_KEY", value)
+    with pytest.raises(ConfigError, match="^SECRET_KEY is not set"):
         load_settings(env_file=tmp_path / "missing.env")
+
+
+def test_support_and_host_event_settings(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env.setenv("SUPPORT_URL", "https://help.example/banks")
+    env.setenv("SUPPORT_EMAIL", "help@example.com")
+    env.setenv("HOST_EVENTS_URL", "https://host.example/events")
+    env.setenv("HOST_EVENTS_SECRET", "host-secret-value")
+    settings = load_settings(env_file=tmp_path / "missing.env")
+    assert settings.support_url == "https://help.example/banks"
+    assert settings.support_email == "help@example.com"
+    assert settings.host_events_url == "https://host.example/events"
+    assert "host-secret-value" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("SUPPORT_URL", "http://help.example/", "SUPPORT_URL must be an absolute https://"),
+        ("SUPPORT_URL", "help.example", "SUPPORT_URL must be an absolute https://"),
+        ("SUPPORT_EMAIL", "not an address", "SUPPORT_EMAIL must be an email address"),
+        ("HOST_EVENTS_URL", "ftp://host.example/", "HOST_EVENTS_URL must be an absolute"),
+        ("HOST_EVENTS_URL", "https://host.example/", "HOST_EVENTS_SECRET is not"),
+        ("PORT", "eighty", "PORT' has value 'eighty'"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_it(
+    env: pytest.MonkeyPatch, tmp_path: Path, name: str, value: str, message: str
+) -> None:
+    env.delenv("HOST_EVENTS_SECRET", raising=False)
+    env.setenv(name, value)
+    with pytest.raises(ConfigError) as raised:
+        load_settings(env_file=tmp_path / "missing.env")
+    assert message in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_every_setting_is_in_the_readme_and_the_example_env() -> None:
+    root = Path(__file__).resolve().parents[1]
+    read = set(re.findall(r'config\(\s*"([A-Z_]+)"', (root / "config.py").read_text()))
+    assert {"SECRET_KEY", "SUPPORT_URL", "HOST_EVENTS_SECRET"} <= read
+    readme = (root / "README.md").read_text()
+    example = (root / ".env.example").read_text()
+    for name in sorted(read):
+        assert f"`{name}`" in readme, f"{name} is not in the README's Configure table"
+        assert re.search(rf"^#? ?{name}=", example, re.M), f"{name} is not in .env.example"

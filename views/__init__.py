@@ -1,18 +1,21 @@
 """The screens and endpoints, one module per screen or resource, each exporting `routes`.
 
 Screens: `connections` (the list), `choose_bank` (before Waycore has a connection),
-`setup` (delegated user, finish setup, activation), `connection` (a connection's page, sync,
-delete), `auth` (demo sign-in), `webhooks` (Waycore's signed events), `health`.
+`setup` (delegated user, finish setup, activation), `repair` (re-authentication, portal
+correction), `connection` (a connection's page, its watched status, sync, delete), `auth` (demo
+sign-in), `webhooks` (Waycore's signed events), `health` (`/healthz`, `/readyz`).
 Helpers: `guards` (who is asking, what they own, which step), `render` (page or fragment),
 `htmx` (its protocol), `urls` (every URL, from the route table), `errors` (problems and the
-exception handlers), `status` (the status display rules), `filters` (Jinja filters).
+exception handlers), `status` (the status display rules and what each state's screen says),
+`support` (the support contact and reference), `funnel` (flow events for the host), `filters`
+(Jinja filters).
 
 `routes` and `EXCEPTION_HANDLERS` are what `server.create_app` wires in.
 """
 
 from __future__ import annotations
 
-from views import auth, choose_bank, connection, connections, health, setup, webhooks
+from views import auth, choose_bank, connection, connections, health, repair, setup, webhooks
 from views.errors import EXCEPTION_HANDLERS, csrf_refused
 from views.guards import AppState
 
@@ -23,6 +26,7 @@ routes = [
     *connections.routes,
     *choose_bank.routes,
     *setup.routes,
+    *repair.routes,
     *connection.routes,
     *webhooks.routes,
 ]

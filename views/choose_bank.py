@@ -24,7 +24,7 @@ from onboarding.entities import EntityUnavailable
 from onboarding.errors import InvalidChoice
 from onboarding.journey import Step
 from store import Draft
-from views import htmx
+from views import funnel, htmx
 from views.errors import Problem, problem_for
 from views.guards import app_state, owned_draft, require_user
 from views.render import flash, render
@@ -97,7 +97,7 @@ async def _search(request: Request, page: ChooseBank) -> None:
     try:
         page.results = await app_state(request).waycore.search_institutions(page.q)
     except WaycoreError as exc:
-        page.problem = problem_for(exc, "searching institutions")
+        page.problem = await problem_for(request, exc, "searching institutions")
 
 
 async def choose_bank(request: Request) -> Response:
@@ -107,6 +107,7 @@ async def choose_bank(request: Request) -> Response:
     page = ChooseBank(q=query_text(request, "q"))
     if page.q:
         await _search(request, page)
+    await funnel.step_viewed(request, user, Step.CHOOSE_BANK)
     return render(request, TEMPLATE, page.context())
 
 
@@ -137,8 +138,9 @@ async def select_institution(request: Request) -> Response:
     except InvalidChoice as exc:
         return render(request, TEMPLATE, ChooseBank(q=page.q).refused(exc).context(), status=422)
     except WaycoreError as exc:
-        page.problem = problem_for(exc, "reading the chosen institution")
+        page.problem = await problem_for(request, exc, "reading the chosen institution")
         return render(request, TEMPLATE, page.context())
+    await funnel.bank_selected(request, user, draft.institution_id, draft.institution_name)
     suffix = "?" + urlencode({"q": page.q}) if page.q else ""
     return htmx.navigate(request, url_for(request, "draft", draft_id=draft.id) + suffix)
 
@@ -161,7 +163,8 @@ async def draft_page(request: Request) -> Response:
         try:
             page.institution = await state.waycore.get_institution(draft.institution_id)
         except WaycoreError as exc:
-            page.problem = problem_for(exc, "reading institutions for a draft")
+            page.problem = await problem_for(request, exc, "reading institutions for a draft")
+    await funnel.step_viewed(request, user, Step.CHOOSE_BANK, draft_id=draft.id)
     return render(request, TEMPLATE, page.context())
 
 
@@ -171,9 +174,10 @@ async def discard_draft(request: Request) -> Response:
     user = await require_user(request, "connect")
     draft = await owned_draft(request, user, request.path_params["draft_id"])
     assert draft is not None
-    if not draft.connection_id:
-        await app_state(request).store.delete_draft(user.tenant.id, draft.id)
+    state = app_state(request)
+    if await service.discard_draft(state.store, state.audit, user, draft):
         flash(request, "Draft discarded. Nothing was sent to your bank or to Waycore.")
+        await funnel.exited(request, user, Step.CHOOSE_BANK, "discarded")
     return htmx.navigate(request, url_for(request, "connections"))
 
 
@@ -214,16 +218,20 @@ async def continue_details(request: Request) -> Response:
     try:
         choice = await _choice(request, user, form, page)
         page = ChooseBank(draft=choice.draft, institution=choice.institution)
+        if choice.institution is None:
+            await funnel.unlisted_bank_entered(request, user, choice.portal_url)
         result = await service.create_connection(
-            state.store, state.waycore, state.entities, user, choice
+            state.store, state.waycore, state.entities, state.events, state.audit, user, choice
         )
     except InvalidChoice as exc:
         page, status = page.refused(exc), 422
     except EntityUnavailable as exc:
-        page.problem = problem_for(exc.cause, "resolving the customer's Waycore entity")
+        page.problem = await problem_for(
+            request, exc.cause, "resolving the customer's Waycore entity"
+        )
         page.entity_problem, status = True, 503
     except WaycoreError as exc:
-        page.problem = problem_for(exc, "creating the connection")
+        page.problem = await problem_for(request, exc, "creating the connection")
     else:
         if not result.created and not result.connection.is_ready:
             flash(

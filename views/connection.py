@@ -3,6 +3,10 @@
 Data is read only from a usable (ready and active) connection. Sync is optional (activation
 starts the first one) and honours the 45-minute cooldown locally: after a 429 nothing is sent to
 Waycore until `Retry-After` has passed. Delete is for admins, after an explicit confirmation.
+
+A connection in a recoverable state is read again with backoff (`status-watch`); when its status
+changes the page reloads itself (or goes where the journey table says), so a connection Waycore
+recovers shows its accounts without the customer doing anything.
 """
 
 from __future__ import annotations
@@ -19,14 +23,14 @@ from starlette.routing import Route
 
 from host import HostUser
 from onboarding import service
-from onboarding.journey import Step
+from onboarding.journey import Step, step_for
 from store import OwnedConnection
 from views import htmx
 from views.errors import Problem, problem_for
 from views.guards import app_state, ensure_step, owned_connection, require_user
 from views.render import flash, render
-from views.status import SYNC_LABELS, sync_label
-from views.urls import url_for
+from views.status import SYNC_LABELS, sync_label, watch_attempt, watch_context
+from views.urls import step_url, url_for
 from waycore.errors import WaycoreError
 from waycore.models import Account, Balance, Connection
 
@@ -88,7 +92,7 @@ async def _data(request: Request, connection: Connection, cursor: str | None) ->
             "accounts": [],
             "balances": _balance_table([], []),
             "transactions": None,
-            "problem": problem_for(exc, "reading connection data"),
+            "problem": await problem_for(request, exc, "reading connection data"),
         }
     return {
         "accounts": accounts,
@@ -103,6 +107,7 @@ async def connection_page(request: Request) -> Response:
     owned, connection = await owned_connection(request, user)
     ensure_step(request, Step.CONNECTION, connection)
     cursor = request.query_params.get("cursor") or None
+    poll = app_state(request).settings.poll_interval_seconds
     context = {
         "owned": owned,
         "connection": connection,
@@ -111,8 +116,41 @@ async def connection_page(request: Request) -> Response:
         "can_delete": user.can("delete"),
         **await _data(request, connection, cursor),
         **_sync_context(user, owned, connection),
+        **watch_context(poll, connection),
     }
     return render(request, TEMPLATE, context)
+
+
+async def connection_status(request: Request) -> Response:
+    """The watched status section of a connection in a recoverable state: the same section,
+    reading again after a longer pause, while nothing changed; the page again (or the screen the
+    journey table names) once the status has changed since the page showed it (`?seen=`)."""
+    user = await require_user(request, "read")
+    state = app_state(request)
+    watched = await service.watch(
+        state.store,
+        state.waycore,
+        state.events,
+        user.tenant.id,
+        request.path_params["connection_id"],
+        request.query_params.get("seen"),
+    )
+    connection = watched.connection
+    home = step_for(connection)
+    if not htmx.is_htmx(request) or home is not Step.CONNECTION or watched.changed:
+        if connection.is_ready:
+            flash(request, "Your bank connection is working again.")
+        return htmx.navigate(
+            request, step_url(request, connection), push=home is not Step.CONNECTION
+        )
+    attempt = watch_attempt(request.query_params.get("n"))
+    poll = state.settings.poll_interval_seconds
+    context = {
+        "owned": watched.owned,
+        "connection": connection,
+        **watch_context(poll, connection, attempt),
+    }
+    return render(request, TEMPLATE, context, block="status_watch")
 
 
 async def transactions_page(request: Request) -> Response:
@@ -132,7 +170,7 @@ async def transactions_page(request: Request) -> Response:
             connection_id=connection.id, cursor=cursor, limit=TRANSACTIONS_PAGE_SIZE
         )
     except WaycoreError as exc:
-        context["problem"] = problem_for(exc, "reading transactions")
+        context["problem"] = await problem_for(request, exc, "reading transactions")
         return render(request, "connections/_transactions_page.html", context)
     if cursor:
         return render(request, "connections/_transactions_page.html", context)
@@ -170,11 +208,13 @@ async def sync(request: Request) -> Response:
     state = app_state(request)
     try:
         outcome = await service.start_sync(
-            state.store, state.waycore, user.tenant.id, connection_id
+            state.store, state.waycore, state.audit, user, connection_id
         )
     except WaycoreError as exc:
         owned = await service.owned_record(state.store, user.tenant.id, connection_id)
-        context = _sync_context(user, owned, None, problem=problem_for(exc, "starting a sync"))
+        context = _sync_context(
+            user, owned, None, problem=await problem_for(request, exc, "starting a sync")
+        )
     else:
         message = SYNC_MESSAGES.get(outcome.result)
         context = _sync_context(user, outcome.owned, outcome.connection, message=message)
@@ -187,33 +227,54 @@ async def sync(request: Request) -> Response:
     return render(request, TEMPLATE, context, block="sync_panel")
 
 
+async def _replacement(request: Request, user: HostUser, raw: object) -> OwnedConnection | None:
+    """The corrected connection that replaces the one being deleted (`replaced_by`, from a
+    query or form), if it is the tenant's own; anything else is ignored."""
+    if not isinstance(raw, str) or not raw:
+        return None
+    return await app_state(request).store.owned_connection(user.tenant.id, raw[:64])
+
+
 async def delete_confirm(request: Request) -> Response:
-    """The confirmation step: says what will be removed. Admins only."""
+    """The confirmation step: says what will be removed. Admins only. After a correction
+    (`?replaced_by=`), it offers to remove the setup the corrected connection replaces."""
     user = await require_user(request, "delete")
     owned, connection = await owned_connection(request, user)
-    return render(request, "connections/delete.html", {"connection": connection, "owned": owned})
+    replacement = await _replacement(request, user, request.query_params.get("replaced_by"))
+    context = {"connection": connection, "owned": owned, "replacement": replacement}
+    return render(request, "connections/delete.html", context)
 
 
 async def delete(request: Request) -> Response:
     """`DELETE /v1/connections/{id}` only with the confirmation field set."""
     user = await require_user(request, "delete")
     owned, connection = await owned_connection(request, user)
+    form = await request.form()
+    replacement = await _replacement(request, user, form.get("replaced_by"))
     context: dict[str, Any] = {"connection": connection, "owned": owned}
-    if (await request.form()).get("confirm") != "delete":
+    context["replacement"] = replacement
+    if form.get("confirm") != "delete":
         context["error"] = "Tick the box to confirm you want to delete this connection."
         return render(request, "connections/delete.html", context, status=422)
     state = app_state(request)
     try:
-        await service.delete_connection(state.store, state.waycore, user, connection.id)
+        await service.delete_connection(
+            state.store, state.waycore, state.events, state.audit, user, connection.id
+        )
     except WaycoreError as exc:
-        context["problem"] = problem_for(exc, "deleting a connection")
+        context["problem"] = await problem_for(request, exc, "deleting a connection")
         return render(request, "connections/delete.html", context)
+    if replacement is not None:
+        flash(request, "The old setup was deleted. Continue with the corrected connection.")
+        next_id = replacement.connection_id
+        return htmx.navigate(request, url_for(request, "connection", connection_id=next_id))
     flash(request, "The connection and its accounts and transactions were deleted.")
     return htmx.navigate(request, url_for(request, "connections"))
 
 
 routes = [
     Route("/connections/{connection_id}", connection_page, methods=["GET"], name="connection"),
+    Route("/connections/{connection_id}/status", connection_status, methods=["GET"]),
     Route("/connections/{connection_id}/transactions", transactions_page, methods=["GET"]),
     Route("/connections/{connection_id}/sync", sync_panel, methods=["GET"], name="sync_panel"),
     Route("/connections/{connection_id}/sync", sync, methods=["POST"], name="sync"),

@@ -2,7 +2,8 @@
 
 The tenant's Waycore connections (by its mapped entity) are grouped by the journey table; each
 row's action goes straight to the screen the connection belongs on. Drafts that have not reached
-Waycore yet are listed from the local store.
+Waycore yet are listed from the local store. Arriving from a step of the flow's "Finish later"
+(`?from=<step>`) is the flow's exit, reported to the host.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from onboarding import service
+from onboarding.journey import Step
+from views import funnel
 from views.errors import problem_for
 from views.guards import app_state, require_user
 from views.render import render
@@ -20,6 +23,9 @@ from views.render import render
 async def list_connections(request: Request) -> Response:
     user = await require_user(request, "read")
     state = app_state(request)
+    left = request.query_params.get("from", "")
+    if left in {step.value for step in Step}:
+        await funnel.exited(request, user, Step(left), "finished_later")
     overview = await service.overview(state.store, state.waycore, state.entities, user)
     context = {
         "live": overview.live,
@@ -27,7 +33,9 @@ async def list_connections(request: Request) -> Response:
         "in_setup": overview.in_setup,
         "drafts": overview.drafts,
         "owned": overview.owned,
-        "problem": problem_for(overview.error, "listing connections") if overview.error else None,
+        "problem": await problem_for(request, overview.error, "listing connections")
+        if overview.error
+        else None,
     }
     return render(request, "connections/list.html", context)
 

@@ -2,9 +2,10 @@
 handlers `create_app` registers.
 
 `problem_for()` follows the guide's error table: the user sees a plain message in the step they
-are on, with a support reference (Waycore's request id, or one of ours when Waycore gave none);
-the raw Waycore error goes to the server log under that same reference. A 401 or 403 from
-Waycore is a configuration problem on our side: the user is never asked for a key.
+are on, with a support reference (Waycore's request id, or this request's own id, the one on
+every log line, when Waycore gave none); the raw Waycore error goes to the server log under that
+same reference. A 401 or 403 from Waycore is a configuration problem on our side: the user is
+never asked for a key. Every error shown is also a `flow.error_shown` host event.
 
 The handlers render the full error page for a normal request and just the `content` block for an
 htmx request (htmx is configured to swap error statuses in, so the message shows where the user
@@ -26,10 +27,12 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from logs import current_request_id
+from onboarding import events as host_events
 from onboarding.entities import EntityUnavailable
 from onboarding.errors import NotOwned
 from views import htmx
-from views.guards import PermissionDenied, SignInRequired, WrongStep, app_state
+from views.guards import STATE_KEY, PermissionDenied, SignInRequired, WrongStep, app_state
 from views.render import render
 from waycore.errors import (
     BadRequest,
@@ -86,11 +89,30 @@ def loggable(raw_body: str) -> str:
 
 
 def new_reference() -> str:
-    return "ref_" + secrets.token_hex(6)
+    """This request's id (the one on its log lines), or a fresh reference outside a request."""
+    return current_request_id() or "ref_" + secrets.token_hex(6)
 
 
-def problem_for(exc: WaycoreError, action: str) -> Problem:
-    """Log `exc` in full for developers and return what the user may see about it."""
+async def error_shown(request: Request, title: str, reference: str, context: str) -> None:
+    """Tell the host an error was shown to the signed-in customer (a funnel event)."""
+    user = getattr(request.state, "user", None)
+    state = request.scope.get("state") or {}
+    if user is None or STATE_KEY not in state:
+        return
+    event = host_events.funnel(
+        host_events.EventType.ERROR_SHOWN, user, title=title, reference=reference, context=context
+    )
+    await app_state(request).events.emit(event)
+
+
+async def problem_for(request: Request, exc: WaycoreError, action: str) -> Problem:
+    """Log `exc` in full for developers, tell the host, and return what the user may see."""
+    problem = _problem(exc, action)
+    await error_shown(request, problem.title, problem.reference, action)
+    return problem
+
+
+def _problem(exc: WaycoreError, action: str) -> Problem:
     reference = new_reference()
     if isinstance(exc, WaycoreAPIError):
         reference = exc.request_id or reference
@@ -199,7 +221,7 @@ def poll_retry(request: Request, problem: Problem) -> Response:
 
 async def waycore_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, WaycoreError)
-    problem = problem_for(exc, f"handling {request.method} {request.url.path}")
+    problem = await problem_for(request, exc, f"handling {request.method} {request.url.path}")
     if isinstance(exc, NotFound):
         return render(request, "errors/404.html", {}, status=404)
     if htmx.is_poll(request):
@@ -209,13 +231,17 @@ async def waycore_error(request: Request, exc: Exception) -> Response:
 
 async def entity_unavailable(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, EntityUnavailable)
-    problem = problem_for(exc.cause, "resolving the customer's Waycore entity")
+    problem = await problem_for(request, exc.cause, "resolving the customer's Waycore entity")
     return render(request, "errors/entity.html", {"problem": problem}, status=503)
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
     reference = new_reference()
     log.error("unhandled error [reference %s]", reference, exc_info=exc)
+    try:
+        await error_shown(request, "Something went wrong", reference, "unexpected error")
+    except Exception:  # the error page must show even if telling the host fails
+        log.exception("could not report the error to the host")
     return render(
         request,
         "errors/problem.html",

@@ -20,7 +20,9 @@ from starlette.requests import Request
 from config import Settings
 from host import HostAuth, HostUser, Permission
 from onboarding import service
+from onboarding.audit import AuditTrail
 from onboarding.entities import EntityResolver
+from onboarding.events import HostEvents
 from onboarding.journey import Step, may_show
 from store import Draft, OwnedConnection, Store
 from views.urls import step_url
@@ -31,7 +33,8 @@ from waycore.models import Connection
 @dataclass(frozen=True)
 class AppState:
     """Opened by the lifespan: one Waycore client, one store, the host auth seam, the entity
-    resolver, and the webhook receiver's signing secret (None: receiver off)."""
+    resolver, the webhook receiver's signing secret (None: receiver off), the host events and
+    the audit trail."""
 
     settings: Settings
     store: Store
@@ -39,6 +42,8 @@ class AppState:
     auth: HostAuth
     entities: EntityResolver
     webhook_secret: str | None
+    events: HostEvents
+    audit: AuditTrail
 
 
 #: Key of the `AppState` in the lifespan state (`request.scope["state"]`).
@@ -97,7 +102,9 @@ async def owned_connection(request: Request, user: HostUser) -> tuple[OwnedConne
     `onboarding.service.owned_connection`)."""
     state = app_state(request)
     connection_id = request.path_params["connection_id"]
-    return await service.owned_connection(state.store, state.waycore, user.tenant.id, connection_id)
+    return await service.owned_connection(
+        state.store, state.waycore, state.events, user.tenant.id, connection_id
+    )
 
 
 class WrongStep(Exception):

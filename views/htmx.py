@@ -23,7 +23,7 @@ VARY = "HX-Request, HX-History-Restore-Request"
 
 #: The regions that poll themselves (`hx-target="this"`): a failed check answers the region
 #: again, still polling, instead of an error (`views.errors`).
-POLLED_REGIONS = frozenset({"activation-status", "sync-panel", "delegated-details"})
+POLLED_REGIONS = frozenset({"activation-status", "sync-panel", "delegated-details", "status-watch"})
 
 #: htmx settings (read from a meta tag, so no inline script): no eval, no inline styles, no
 #: script tags from swapped content, no history snapshots of pages holding bank details, same-
@@ -68,12 +68,16 @@ def _relative(url: str) -> str:
     return url
 
 
-def navigate(request: Request, url: str) -> Response:
+def navigate(request: Request, url: str, *, push: bool = True) -> Response:
     """Post/Redirect/Get to `url` (a root-relative path): 303 for a plain request; for htmx, a
-    client navigation that GETs it into `#main` and pushes it onto the history."""
+    client navigation that GETs it into `#main` and pushes it onto the history (`push=False`:
+    reloading the page the browser is on, which needs no new history entry)."""
     if is_htmx(request):
         response = Response(status_code=200)
-        response.headers[HX_LOCATION] = json.dumps({"path": _relative(url), "target": "#main"})
+        location: dict[str, object] = {"path": _relative(url), "target": "#main"}
+        if not push:
+            location["push"] = False
+        response.headers[HX_LOCATION] = json.dumps(location)
         return response
     return RedirectResponse(_relative(url), status_code=303)
 

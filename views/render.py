@@ -28,7 +28,8 @@ from host import SESSION_ID_KEY
 from security import csrf_token
 from views import htmx
 from views.filters import FILTERS
-from views.status import bank_name, status_view, sync_label
+from views.status import bank_name, repair_label, screen_copy, status_view, sync_label
+from views.support import support_reference
 from views.urls import step_url, url_for
 from waycore.models import Connection
 
@@ -141,9 +142,14 @@ def configure_templates(templates: Jinja2Templates, settings: Settings) -> Jinja
         default_guide_url=DEFAULT_SETUP_GUIDE_URL,
         demo_mode=settings.demo_mode,
         status_view=status_view,
+        screen_copy=screen_copy,
+        repair_label=repair_label,
         sync_label=sync_label,
         poll_seconds=settings.poll_interval_seconds,
         host_stylesheet=settings.host_stylesheet_url,
+        support_reference=support_reference,
+        support_url=settings.support_url,
+        support_email=settings.support_email,
     )
     templates.env.filters.update(FILTERS)
     return templates

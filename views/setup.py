@@ -4,11 +4,15 @@ These screens are keyed by the Waycore connection id, the resume key once `POST 
 has answered. Each opens by proving the tenant owns the connection (before any Waycore call) and
 asking the journey table whether this screen may show it; otherwise the browser is sent to the
 screen it belongs on.
+
+The activation screen says the state it shows in its title, heading and lede, and keeps reading
+the connection: every poll interval while it activates, with backoff in a recoverable state. A
+read that finds the status changed reloads the screen (or goes where the journey table says), so
+the page changes by itself when Waycore recovers.
 """
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 from starlette.datastructures import FormData
@@ -19,12 +23,12 @@ from starlette.routing import Route
 from onboarding import service
 from onboarding.journey import Step, step_for
 from store import OwnedConnection
-from views import htmx
+from views import funnel, htmx
 from views.choose_bank import form_text
 from views.errors import Problem, problem_for
 from views.guards import app_state, ensure_step, owned_connection, require_user
 from views.render import flash, render
-from views.status import steps_progress
+from views.status import steps_progress, watch_attempt, watch_context
 from views.urls import step_url
 from waycore.errors import WaycoreError
 from waycore.models import Connection
@@ -48,6 +52,8 @@ async def delegated_user(request: Request) -> Response:
         ),
     }
     polled = htmx.target(request) == "delegated-details"
+    if not polled:
+        await funnel.step_viewed(request, user, Step.DELEGATED_USER, connection_id=connection.id)
     template = "connections/delegated_user.html"
     return render(request, template, context, block="delegated_details" if polled else None)
 
@@ -70,8 +76,9 @@ def _finish_context(
     }
 
 
-def read_finish_form(form: FormData) -> tuple[service.Credentials, dict[str, str]]:
-    """(the optional bank-issued details, errors by field)."""
+def read_credentials(form: FormData) -> tuple[service.Credentials, dict[str, str]]:
+    """The bank-issued details of a form (finish setup, re-authentication), and errors by
+    field. A password is never put back into the form: with any error it is asked again."""
     limit = service.MAX_CREDENTIAL
     raw_password = form.get("password")
     credentials = service.Credentials(
@@ -86,6 +93,20 @@ def read_finish_form(form: FormData) -> tuple[service.Credentials, dict[str, str
     }
     if credentials.password is not None and len(credentials.password) > limit:
         errors["password"] = f"Keep the password under {limit} characters."
+    return credentials, errors
+
+
+def form_values(credentials: service.Credentials) -> dict[str, str]:
+    """What a credentials form shows again after an error (never the password)."""
+    return {
+        "bank_username": credentials.bank_username,
+        "bank_customer_id": credentials.bank_customer_id,
+    }
+
+
+def read_finish_form(form: FormData) -> tuple[service.Credentials, dict[str, str]]:
+    """(the optional bank-issued details, errors by field)."""
+    credentials, errors = read_credentials(form)
     if form.get("confirm_active") != "yes":
         errors["confirm_active"] = "Confirm that the delegated user is active in your bank portal."
     if form.get("accept_terms") != "yes":
@@ -99,6 +120,7 @@ async def finish_page(request: Request) -> Response:
     user = await require_user(request, "connect")
     owned, connection = await owned_connection(request, user)
     ensure_step(request, Step.FINISH_SETUP, connection)
+    await funnel.step_viewed(request, user, Step.FINISH_SETUP, connection_id=connection.id)
     return render(request, "connections/finish.html", _finish_context(owned, connection))
 
 
@@ -111,15 +133,15 @@ async def finish(request: Request) -> Response:
     owned, connection = await owned_connection(request, user)
     ensure_step(request, Step.FINISH_SETUP, connection)
     credentials, errors = read_finish_form(await request.form())
-    values = {"bank_username": credentials.bank_username}
-    values["bank_customer_id"] = credentials.bank_customer_id
+    values = form_values(credentials)
     if errors:
         context = _finish_context(owned, connection, values=values, errors=errors)
         return render(request, "connections/finish.html", context, status=422)
+    state = app_state(request)
     try:
-        await service.finish_setup(app_state(request).waycore, connection.id, credentials)
+        await service.finish_setup(state.waycore, state.audit, user, connection.id, credentials)
     except WaycoreError as exc:
-        problem = problem_for(exc, "completing setup")
+        problem = await problem_for(request, exc, "completing setup")
         again = {"password": PASSWORD_AGAIN} if credentials.password else {}
         context = _finish_context(owned, connection, values=values, errors=again, problem=problem)
         return render(request, "connections/finish.html", context)
@@ -127,16 +149,19 @@ async def finish(request: Request) -> Response:
 
 
 def _activation_context(
-    request: Request, owned: OwnedConnection, connection: Connection, *, first: bool
+    request: Request,
+    owned: OwnedConnection,
+    connection: Connection,
+    *,
+    first: bool,
+    attempt: int = 0,
 ) -> dict[str, Any]:
     poll = app_state(request).settings.poll_interval_seconds
-    # The first poll is jittered so many waiting pages do not poll in lockstep after a restart.
-    delay = round(random.uniform(poll * 0.6, poll), 1) if first else poll
     return {
         "steps": steps_progress(Step.ACTIVATION),
         "owned": owned,
         "connection": connection,
-        "poll_delay": delay,
+        **watch_context(poll, connection, attempt, first=first),
     }
 
 
@@ -144,20 +169,39 @@ async def activation(request: Request) -> Response:
     user = await require_user(request, "read")
     owned, connection = await owned_connection(request, user)
     ensure_step(request, Step.ACTIVATION, connection)
+    status = connection.status
+    await funnel.step_viewed(
+        request, user, Step.ACTIVATION, connection_id=connection.id, status=status
+    )
     context = _activation_context(request, owned, connection, first=True)
     return render(request, "connections/activation.html", context)
 
 
 async def activation_status(request: Request) -> Response:
-    """The polled fragment: waiting (polls again), recoverable (stops, with guidance), or
-    elsewhere by the journey table (ready: the connection page, with the news)."""
+    """The polled fragment: still waiting or still recoverable (reads again, with backoff when
+    recoverable); changed since the page showed it (`?seen=`: the whole screen again, since its
+    heading names the state); or elsewhere by the journey table (ready: the connection page,
+    with the news)."""
     user = await require_user(request, "read")
-    owned, connection = await owned_connection(request, user)
+    state = app_state(request)
+    watched = await service.watch(
+        state.store,
+        state.waycore,
+        state.events,
+        user.tenant.id,
+        request.path_params["connection_id"],
+        request.query_params.get("seen"),
+    )
+    owned, connection = watched.owned, watched.connection
     if connection.is_ready:
         flash(request, "Your bank is connected. The first sync has started.")
-    if not htmx.is_htmx(request) or step_for(connection) is not Step.ACTIVATION:
-        return htmx.navigate(request, step_url(request, connection))
-    context = _activation_context(request, owned, connection, first=False)
+    home = step_for(connection)
+    if not htmx.is_htmx(request) or home is not Step.ACTIVATION or watched.changed:
+        return htmx.navigate(
+            request, step_url(request, connection), push=home is not Step.ACTIVATION
+        )
+    attempt = watch_attempt(request.query_params.get("n"))
+    context = _activation_context(request, owned, connection, first=False, attempt=attempt)
     return render(request, "connections/activation.html", context, block="activation_status")
 
 

@@ -1,17 +1,20 @@
 """The guide's public status display rules, in one table, and the URL of a connection's step.
 
 Labels are chosen by lifecycle stage (`kind` + `status`), never by wording elsewhere. Each status
-also says what the UI does with it: keep polling, offer a fix (recoverable), or stop (terminal).
+also says what the UI does with it: keep polling, offer a fix (recoverable), or stop (terminal),
+and what the screen showing it says in its title, heading and lede (`screen_copy`).
 Which screen a connection belongs on is `onboarding.journey.step_for` (its URL:
 `views.urls.step_url`).
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import urlencode
 
-from onboarding.journey import Step
+from onboarding.journey import Step, is_waiting, is_watched, repair_for, watch_delay
 from store import OwnedConnection
 from views.filters import portal_domain
 from waycore.models import Connection
@@ -40,8 +43,9 @@ _BY_STATUS: dict[str, StatusView] = {
         recoverable=True,
         guidance=(
             "Your bank needs the delegated user to sign in again. Check in your bank portal "
-            "that the delegated user is still active, then contact support so Waycore can "
-            "re-authenticate it."
+            "that the delegated user is still active and that its sign-in verification still "
+            "goes to the phone number or email Waycore gave it. If your bank issued new sign-in "
+            "details, send them; otherwise contact support so Waycore can re-authenticate it."
         ),
     ),
     "errored": StatusView(
@@ -49,8 +53,9 @@ _BY_STATUS: dict[str, StatusView] = {
         "danger",
         recoverable=True,
         guidance=(
-            "Waycore hit a problem while connecting and will keep retrying. If this does not "
-            "clear within a few hours, contact support with the reference shown."
+            "Waycore hit a problem with this connection and keeps retrying automatically; this "
+            "page updates by itself when it recovers. If it does not clear within a few hours, "
+            "contact support with the reference below."
         ),
     ),
     "invalidConfig": StatusView(
@@ -58,9 +63,9 @@ _BY_STATUS: dict[str, StatusView] = {
         "warning",
         recoverable=True,
         guidance=(
-            "Waycore could not use the details it was given. Review the bank portal URL (it "
-            "must be the page where you sign in to your bank), start again with the correct "
-            "one, or contact support."
+            "Waycore could not use the bank portal URL it was given. Review it (it must be the "
+            "page where you sign in to your bank) and start a corrected connection, or contact "
+            "support."
         ),
     ),
     "paused": StatusView(
@@ -88,6 +93,73 @@ ACTIVATING = StatusView("Activating", "progress", pending=True)
 CONNECTED = StatusView("Connected", "success")
 
 SYNC_LABELS = {"idle": "Not currently syncing", "syncing": "Syncing now"}
+
+
+@dataclass(frozen=True)
+class ScreenCopy:
+    """What a connection's screen says about its state: tab title, `<h1>` and lede."""
+
+    title: str
+    heading: str
+    lede: str
+
+
+ACTIVATING_LEDE = "Waycore is finalizing activation and will start the first sync automatically."
+
+#: status -> (title, heading with {bank}, lede); the state is named in each.
+_COPY: dict[str, tuple[str, str, str]] = {
+    "reauthRequired": (
+        "Reauthentication required",
+        "Reauthentication required for {bank}",
+        "Your bank asked Waycore\u2019s delegated user to sign in again, so this connection is "
+        "paused until it can.",
+    ),
+    "invalidConfig": (
+        "Needs correction",
+        "Your connection to {bank} needs correction",
+        "Waycore could not use the bank portal URL it was given, so activation cannot finish.",
+    ),
+    "paused": (
+        "Paused",
+        "Your connection to {bank} is paused",
+        "Waycore has paused this connection; it is not syncing for now.",
+    ),
+    "revoked": (
+        "Revoked",
+        "Access to {bank} was revoked",
+        "This connection no longer has access to your bank and will not sync again.",
+    ),
+}
+
+
+def screen_copy(connection: Connection, owned: OwnedConnection | None = None) -> ScreenCopy:
+    """Title, heading and lede of the screen showing `connection` in its current state."""
+    bank = bank_name(connection, owned)
+    if connection.status == "errored":
+        if connection.kind == "setup":
+            return ScreenCopy(
+                "Activation error",
+                f"Activation of your connection to {bank} hit an error",
+                "Waycore ran into a problem while activating this connection and is retrying "
+                "automatically.",
+            )
+        return ScreenCopy(
+            f"Error: {bank}",
+            f"Your connection to {bank} has an error",
+            "Waycore ran into a problem with this connection and is retrying automatically.",
+        )
+    if connection.status in _COPY:
+        title, heading, lede = _COPY[connection.status]
+        title = title if connection.kind == "setup" else f"{title}: {bank}"
+        return ScreenCopy(title, heading.format(bank=bank), lede)
+    if connection.kind == "ready" and connection.status == "active":
+        return ScreenCopy(bank, bank, "")
+    if connection.status in ("pendingActivation", "active"):
+        return ScreenCopy(
+            "Activating your connection", f"Activating your connection to {bank}", ACTIVATING_LEDE
+        )
+    view = status_view(connection)
+    return ScreenCopy(f"{view.label}: {bank}", f"{bank}: {view.label}", "")
 
 
 def status_view(connection: Connection) -> StatusView:
@@ -139,3 +211,48 @@ def bank_name(connection: Connection, owned: OwnedConnection | None = None) -> s
         or portal_domain(connection.portal_url)
         or "Your bank"
     )
+
+
+#: The action that opens each repair screen (the journey table says which state has one).
+REPAIR_LABELS = {
+    Step.REAUTH: "Send new sign-in details",
+    Step.CORRECT_PORTAL: "Review and correct the portal URL",
+}
+
+
+def repair_label(connection: Connection) -> tuple[Step, str] | None:
+    """The repair screen for `connection`'s state and the label of the action opening it."""
+    step = repair_for(connection)
+    return (step, REPAIR_LABELS[step]) if step else None
+
+
+def watch_context(
+    poll_seconds: int, connection: Connection, attempt: int = 0, *, first: bool = False
+) -> dict[str, Any]:
+    """How a connection's screen keeps reading it: `poll_delay` seconds before the next read
+    (None: it does not), and `watch_query`, the query the read sends (the status shown, which
+    tells the reader whether it changed, and for backoff the attempt number).
+
+    Still activating: every poll interval (the first one jittered, so many waiting pages do not
+    poll in lockstep after a restart). A recoverable state: backoff (`journey.watch_delay`)."""
+    delay: float
+    if is_waiting(connection):
+        delay = (
+            round(random.uniform(poll_seconds * 0.6, poll_seconds), 1) if first else poll_seconds
+        )
+        query = {"seen": connection.status}
+    elif is_watched(connection):
+        delay = watch_delay(poll_seconds, attempt)
+        query = {"seen": connection.status, "n": str(attempt + 1)}
+    else:
+        return {"poll_delay": None, "watch_delay": None, "watch_query": ""}
+    return {
+        "poll_delay": delay,
+        "watch_delay": delay if is_watched(connection) else None,
+        "watch_query": "?" + urlencode(query),
+    }
+
+
+def watch_attempt(raw: str | None) -> int:
+    """The backoff attempt number a read sent back (0 when absent or not a small number)."""
+    return int(raw) if raw and raw.isdigit() and len(raw) <= 2 else 0

@@ -3,8 +3,10 @@ polling.
 
 The signature is checked on the raw body before anything is parsed (`waycore.webhooks`); each
 event id is processed once (Waycore may deliver an event more than once); the answer is a quick
-2xx. A connection that became ready and active is settled (its local drafts cleared) even when
-nobody is watching the activation page. Without a signing secret the receiver is off (404).
+2xx. A connection that became ready and active is settled (its local drafts cleared, the host
+told) even when nobody is watching the activation page, and one that now needs attention is
+reported to the host (`onboarding.service.status_changed`). Without a signing secret the
+receiver is off (404).
 """
 
 from __future__ import annotations
@@ -58,13 +60,22 @@ async def receive(request: Request) -> Response:
     connection_id = str(data.get("connectionId") or "")
     log.info("webhook %s %s for %s: %s", event.id, event.type, connection_id, data)
     if event.type == "connection.status_changed" and connection_id:
-        changed = Connection(
+        reported = Connection(
             id=connection_id,
             entity_id=str(data.get("entityId") or ""),
             kind=str(data.get("kind") or ""),
             status=str(data.get("status") or ""),
+            # Only used when the connection cannot be read again: the change's time.
+            updated_at=event.created_at,
         )
-        await service.settle_by_id(state.store, changed)
+        previous = data.get("previousStatus")
+        await service.status_changed(
+            state.store,
+            state.waycore,
+            state.events,
+            reported,
+            previous if isinstance(previous, str) else None,
+        )
     return _answer(200, "ok")
 
 

@@ -23,11 +23,12 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 
 from waycore.errors import (
+    BadRequest,
     WaycoreAPIError,
     WaycoreError,
     WaycoreTimeout,
@@ -585,6 +586,33 @@ class WaycoreClient:
 
     async def list_webhooks(self) -> list[Webhook]:
         return await self._all("/v1/webhooks", None, Webhook.from_api)
+
+    async def test_webhook(self, webhook_id: str) -> str | None:
+        """`POST /v1/webhooks/{id}/test`: Waycore queues a `test` event to the registration
+        (it must be active and subscribed to `test`); returns the event id when it says one."""
+        path = f"/v1/webhooks/{_seg(webhook_id)}/test"
+        response = await self._request("POST", path, retry_safe=False, expect=(200, 201, 202))
+        body = _json(response, "POST", path) if response.content else None
+        event_id = body.get("eventId") if isinstance(body, dict) else None
+        return str(event_id) if event_id else None
+
+    async def check_access(self, method: Literal["GET", "POST"], path: str) -> None:
+        """One request that shows whether the key may use `path`, changing nothing: a GET of one
+        item, or a POST with an empty body, which a key that has the scope gets refused as
+        invalid (400/422) before anything is created. Returns when access is granted; raises
+        `Unauthorized`, `Forbidden` (403: the scope is missing) or any other `WaycoreError`."""
+        try:
+            await self._request(
+                method,
+                path,
+                params={"limit": 1} if method == "GET" else None,
+                json_body={} if method == "POST" else None,
+                retry_safe=method == "GET",
+                expect=(200,),
+            )
+        except BadRequest:
+            if method != "POST":
+                raise
 
     async def delete_webhook(self, webhook_id: str) -> None:
         """`DELETE /v1/webhooks/{id}`: stop deliveries to a registration."""

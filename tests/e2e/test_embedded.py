@@ -24,6 +24,8 @@ import handoff
 from tests.e2e.conftest import CHROMIUM_ARGS, CSP_LISTENER, ROOT, PageLog
 from tests.test_docs import snippet
 
+pytestmark = pytest.mark.e2e
+
 NGINX = Path("/usr/sbin/nginx")
 PREFIX = "/banking"
 SECRET = "e2e-handoff-secret-" + "e" * 40

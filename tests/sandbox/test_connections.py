@@ -193,7 +193,9 @@ async def test_credentials_are_accepted_and_the_password_never_leaves(
     assert all("authorization" not in json.dumps(r.to_api()).lower() for r in sandbox.requests)
 
 
-async def test_credentials_only_in_setup(client: httpx.AsyncClient, sandbox: Sandbox) -> None:
+async def test_credentials_only_in_setup_or_for_reauthentication(
+    client: httpx.AsyncClient, sandbox: Sandbox
+) -> None:
     from .helpers import activate
 
     ready = await activate(client, sandbox, institutionId="chase")
@@ -203,3 +205,12 @@ async def test_credentials_only_in_setup(client: httpx.AsyncClient, sandbox: San
     assert_error(response, 409, "invalid_state")
     missing = await client.put("/v1/connections/conn_nope/credentials", json={"bankUsername": "x"})
     assert_error(missing, 404, "not_found")
+    reauth = await activate(client, sandbox, institutionId="scenario_reauth_required")
+    assert (reauth["kind"], reauth["status"]) == ("ready", "reauthRequired")
+    again = await client.put(
+        f"/v1/connections/{reauth['id']}/credentials", json={"password": "new-bank-password"}
+    )
+    assert again.status_code == 200, again.text
+    body = again.json()
+    assert (body["kind"], body["status"]) == ("ready", "reauthRequired")  # Waycore decides when
+    assert "new-bank-password" not in again.text

@@ -155,6 +155,25 @@ async def test_scenarios(
         assert conn["setup"]["status"] in ("activationFailed", "needsCorrection")
 
 
+async def test_the_invalid_config_bank_has_a_second_portal_that_activates(
+    client: httpx.AsyncClient, sandbox: Sandbox
+) -> None:
+    catalog = (await client.get("/v1/institutions/scenario_invalid_config")).json()
+    assert catalog["additionalPortalUrls"] == [
+        "https://invalid-config.scenario-bank.test/business/login"
+    ]
+    wrong = await activate(client, sandbox, institutionId="scenario_invalid_config")
+    assert wrong["status"] == "invalidConfig"
+    corrected = await activate(
+        client,
+        sandbox,
+        institutionId="scenario_invalid_config",
+        portalUrl=catalog["additionalPortalUrls"][0],
+    )
+    assert corrected["id"] != wrong["id"]
+    assert (corrected["kind"], corrected["status"]) == ("ready", "active")
+
+
 async def test_slow_scenario(client: httpx.AsyncClient, sandbox: Sandbox) -> None:
     conn = await activate(client, sandbox, portalUrl="https://slow.scenario.test/login")
     assert conn["status"] == "pendingActivation"

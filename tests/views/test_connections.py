@@ -314,7 +314,7 @@ def test_cancel_after_a_connection_exists_keeps_it_resumable(
     connection_id = start_listed(alice, "chase")
     page = soup(alice.get(f"/connections/{connection_id}/delegated-user"))
     later = [a for a in page.select("a") if a.get_text(strip=True) == "Finish later"]
-    assert later and later[0]["href"] == "/connections"
+    assert later and later[0]["href"] == "/connections?from=delegated_user"
     sandbox.clear()
     listing = soup(alice.get("/connections"))
     row = listing.select_one(f"[data-connection-id={connection_id}]")

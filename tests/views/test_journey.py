@@ -1,6 +1,7 @@
 """The journey table, walked end to end: every status of both kinds, entered by every step URL
 (as a plain page load, as an htmx navigation, and as the activation poll), converges on the one
-screen where the connection belongs; the list's action for it points there too."""
+screen where the connection belongs, or stays on the repair screen of its state; the list's
+action for it points to its screen, and that screen offers the repair."""
 
 from __future__ import annotations
 
@@ -24,7 +25,11 @@ HOME = {
     ("setup", "revoked"): "",
     **{("ready", status): "" for status in CONNECTION_STATUSES},
 }
-ENTRY_URLS = ("", "/delegated-user", "/finish", "/activation")
+ENTRY_URLS = ("", "/delegated-user", "/finish", "/activation", "/reauth", "/correct")
+#: The repair screen each status may also show (of either kind).
+REPAIRS = {"reauthRequired": "/reauth", "invalidConfig": "/correct"}
+#: Statuses whose screen keeps reading the connection with backoff.
+WATCHED = {"reauthRequired", "errored", "invalidConfig"}
 STATES = sorted(HOME)
 
 
@@ -70,8 +75,11 @@ def test_every_entry_url_converges_on_the_screen_the_state_belongs_on(
     home = _path(connection_id, HOME[(kind, status)])
     for suffix in ENTRY_URLS:
         entered = _path(connection_id, suffix)
-        # Finish setup may show a setup-stage draft (the customer goes back and forth freely).
-        expected = entered if (kind, status, suffix) == ("setup", "draft", "/finish") else home
+        # Finish setup may show a setup-stage draft (the customer goes back and forth freely);
+        # a repair screen shows the state it repairs.
+        stays = (kind, status, suffix) == ("setup", "draft", "/finish")
+        stays = stays or REPAIRS.get(status) == suffix
+        expected = entered if stays else home
         for htmx in (False, True):
             landed, code = _follow(alice, entered, htmx=htmx)
             assert (landed, code) == (expected, 200), (suffix, htmx)
@@ -109,6 +117,27 @@ def test_the_list_action_goes_straight_to_the_home_screen(
 
 
 @pytest.mark.parametrize(("kind", "status"), STATES)
+def test_the_home_screen_offers_the_repair_and_watches_as_the_table_says(
+    alice: Browser,
+    state_of,
+    kind: str,
+    status: str,  # type: ignore[no-untyped-def]
+) -> None:
+    connection_id = state_of(kind, status)
+    page = soup(alice.get(_path(connection_id, HOME[(kind, status)])))
+    repair = page.select_one("a.repair")
+    if status in REPAIRS:
+        assert repair["href"] == _path(connection_id, REPAIRS[status])
+    else:
+        assert repair is None
+    watched = page.select_one("[hx-trigger^='load delay']")
+    if status in WATCHED:
+        assert f"seen={status}" in watched["hx-get"] and "n=1" in watched["hx-get"]
+    elif HOME[(kind, status)] != "/activation" and status != "draft":
+        assert watched is None or watched["id"] == "sync-panel", watched
+
+
+@pytest.mark.parametrize(("kind", "status"), STATES)
 def test_the_table_agrees_with_the_written_expectation(kind: str, status: str) -> None:
     connection = Connection(id="conn_x", entity_id="e", kind=kind, status=status)
     steps = {
@@ -118,4 +147,6 @@ def test_the_table_agrees_with_the_written_expectation(kind: str, status: str) -
     }
     assert step_for(connection) is steps[HOME[(kind, status)]]
     assert may_show(Step.FINISH_SETUP, connection) is ((kind, status) == ("setup", "draft"))
+    assert may_show(Step.REAUTH, connection) is (status == "reauthRequired")
+    assert may_show(Step.CORRECT_PORTAL, connection) is (status == "invalidConfig")
     assert step_for(None) is Step.CHOOSE_BANK

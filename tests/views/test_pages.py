@@ -98,6 +98,18 @@ def test_healthz(client) -> None:  # type: ignore[no-untyped-def]
     assert response.status_code == 200 and response.json() == {"status": "ok"}
 
 
+def test_readyz_is_200_while_the_database_answers_and_503_when_not(client) -> None:  # type: ignore[no-untyped-def]
+    from views.guards import STATE_KEY
+
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json() == {"status": "ready", "database": "ok"}
+    assert ready.headers["cache-control"] == "no-store"
+    client.portal.call(client.app_state[STATE_KEY].store.close)  # the database goes away
+    down = client.get("/readyz")
+    assert down.status_code == 503 and down.json() == {"status": "unavailable", "database": "error"}
+    assert client.get("/healthz").status_code == 200  # alive, but not ready
+
+
 def test_the_vendored_htmx_is_the_version_the_readme_names() -> None:
     from pathlib import Path
 

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from config import Settings
 from server import create_app
-from tests.support import Browser, SandboxHandle, make_settings, start_listed
+from tests.support import Browser, SandboxHandle, connection_id_from, make_settings, start_listed
 from waycore.webhooks import sign
 
 SECRET = "whsec_test_receiver_secret"
@@ -55,8 +55,23 @@ def test_a_signed_activation_event_clears_the_drafts_without_a_csrf_token(
     draft_id = location.split("/")[-1]
     alice.post("/connections/continue", {"draft_id": draft_id, "mode": "listed"})
     assert alice.get(f"/connections/drafts/{draft_id}").status_code == 303  # has a connection
+    sandbox.set_status(connection_id, "active", "ready")  # what the event reports, at Waycore
     assert deliver(client, status_changed("evt_1", connection_id)) == 200
     assert alice.get(f"/connections/drafts/{draft_id}").status_code == 404
+
+
+def test_an_event_is_checked_against_waycore_before_acting(
+    alice: Browser, client: TestClient, sandbox: SandboxHandle
+) -> None:
+    """The event says active, Waycore says still a draft: nothing is settled."""
+    location = alice.post("/connections/drafts", {"institution_id": "chase"}).headers["location"]
+    draft_id = location.split("/")[-1]
+    connection_id = connection_id_from(
+        alice.post("/connections/continue", {"draft_id": draft_id, "mode": "listed"})
+    )
+    assert deliver(client, status_changed("evt_1", connection_id)) == 200
+    assert sandbox.calls("GET", f"/v1/connections/{connection_id}")
+    assert alice.get(f"/connections/drafts/{draft_id}").status_code == 303  # kept
 
 
 def test_the_same_event_twice_is_processed_once(client: TestClient) -> None:
@@ -96,10 +111,15 @@ def test_the_embedded_sandbox_gets_a_registration_for_the_receiver(tmp_path: Pat
         (created,) = sandbox.calls("POST", "/v1/webhooks")
         assert created.body == {
             "url": url,
-            "events": ["connection.status_changed", "transactions.sync_available"],
+            "events": ["connection.status_changed", "transactions.sync_available", "test"],
         }
         _, listed = sandbox.control("GET", "/v1/webhooks")
         assert [w["url"] for w in listed["data"]] == [url]
+
+
+def test_a_test_event_is_acknowledged_and_changes_nothing(client: TestClient) -> None:
+    event = {"id": "evt_t", "type": "test", "createdAt": "2026-11-25T12:00:00Z", "data": {}}
+    assert deliver(client, event) == 200
 
 
 def test_an_absurd_timestamp_or_body_is_refused_not_a_crash(client: TestClient) -> None:

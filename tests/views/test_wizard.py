@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -405,23 +406,21 @@ def test_activation_polls_every_5_seconds_then_moves_to_the_connection(
         page.select_one("main").get_text(" ")
     )
     status = page.select_one("#activation-status")
-    assert status["hx-get"] == f"/connections/{connection_id}/activation/status"
+    poll_url = f"/connections/{connection_id}/activation/status?seen=pendingActivation"
+    assert status["hx-get"] == poll_url
     assert status["hx-swap"] == "outerHTML" and status["hx-target"] == "this"
     first_delay = float(status["hx-trigger"].split("delay:")[1].rstrip("s"))
     assert 0 < first_delay <= 5  # the first poll is jittered, never later than 5 s
 
-    polled = alice.get(
-        f"/connections/{connection_id}/activation/status", htmx=True, target="activation-status"
-    )
+    polled = alice.get(poll_url, htmx=True, target="activation-status")
     fragment = soup(polled)
     assert fragment.find(True)["id"] == "activation-status"
     assert fragment.find(True)["hx-trigger"] == "load delay:5s"
+    assert fragment.find(True)["hx-get"] == poll_url
     assert text_of(polled, ".badge") == "Activating"
 
     sandbox.advance(31)
-    done = alice.get(
-        f"/connections/{connection_id}/activation/status", htmx=True, target="activation-status"
-    )
+    done = alice.get(poll_url, htmx=True, target="activation-status")
     assert done.headers["hx-location"] == (
         f'{{"path": "/connections/{connection_id}", "target": "#main"}}'
     )
@@ -429,20 +428,40 @@ def test_activation_polls_every_5_seconds_then_moves_to_the_connection(
 
 
 @pytest.mark.parametrize(
-    ("institution_id", "label", "kind", "home"),
+    ("institution_id", "label", "kind", "home", "heading"),
     [
-        ("scenario_reauth_required", "Reauthentication required", "recoverable", "connection"),
-        ("scenario_errored", "Error", "recoverable", "activation"),
-        ("scenario_invalid_config", "Needs correction", "recoverable", "activation"),
-        ("scenario_paused", "Paused", "terminal", "connection"),
-        ("scenario_revoked", "Revoked", "terminal", "connection"),
+        (
+            "scenario_reauth_required",
+            "Reauthentication required",
+            "recoverable",
+            "connection",
+            "Reauthentication required for",
+        ),
+        ("scenario_errored", "Error", "recoverable", "activation", "hit an error"),
+        (
+            "scenario_invalid_config",
+            "Needs correction",
+            "recoverable",
+            "activation",
+            "needs correction",
+        ),
+        ("scenario_paused", "Paused", "terminal", "connection", "is paused"),
+        ("scenario_revoked", "Revoked", "terminal", "connection", "was revoked"),
     ],
 )
-def test_activation_outcomes_stop_polling_and_say_what_to_do(
-    alice: Browser, sandbox: SandboxHandle, institution_id: str, label: str, kind: str, home: str
+def test_activation_outcomes_say_what_happened_and_what_to_do(
+    alice: Browser,
+    sandbox: SandboxHandle,
+    institution_id: str,
+    label: str,
+    kind: str,
+    home: str,
+    heading: str,
 ) -> None:
-    """A setup-stage outcome stays on the activation screen, polling stopped; a ready or
-    terminal one belongs on the connection page (the journey table), which says the same."""
+    """A setup-stage outcome stays on the activation screen; a ready or terminal one belongs on
+    the connection page (the journey table). Either way the screen names the state in its
+    heading and title, says what to do, and gives support a reference; a recoverable state keeps
+    being watched with backoff, a terminal one is not."""
     connection_id = start_listed(alice, institution_id)
     finish(alice, connection_id)
     sandbox.advance(31)
@@ -452,20 +471,42 @@ def test_activation_outcomes_stop_polling_and_say_what_to_do(
     if home == "connection":
         location = json.loads(response.headers["hx-location"])
         assert location == {"path": f"/connections/{connection_id}", "target": "#main"}
-        page = soup(alice.get(location["path"], htmx=True))
-        assert page.select_one(".page-head .badge").get_text(strip=True) == label
-        assert connection_id in page.select_one(".alert .reference").get_text()
-        assert page.select_one("[hx-trigger*='load']") is None  # nothing polls here
-        return
-    status = soup(response).select_one("#activation-status")
-    assert status is not None, response.text
-    assert not status.has_attr("hx-trigger")  # polling stops here
-    assert f"activation-{kind}" in status["class"]
-    assert status.select_one(".badge").get_text(strip=True) == label
-    assert connection_id in status.select_one(".reference").get_text()
+        response = alice.get(location["path"])
+        region = soup(response).select_one("#status-watch")
+    else:
+        assert soup(response).select_one("#activation-status") is not None, response.text
+        response = alice.get(f"/connections/{connection_id}/activation")
+        region = soup(response).select_one("#activation-status")
+        assert f"activation-{kind}" in region["class"]
+    page = soup(response)
+    assert heading in page.select_one("main h1").get_text()
+    assert label.lower() in page.select_one("title").get_text().lower()
+    assert "Activating" not in page.select_one("main h1").get_text()
+    assert "finalizing activation" not in page.select_one(".lede").get_text()
+    assert page.select_one("main .badge").get_text(strip=True) == label
+    assert region.select_one(".guidance").get_text(strip=True)
+    support = region.select_one(".support")
+    assert connection_id in support.get_text() and f"Status {page_status(region)}" in (
+        support.get_text()
+    )
+    if kind == "recoverable":
+        assert region["hx-trigger"] == "load delay:10s"  # twice the poll interval, then more
+        assert "n=1" in region["hx-get"]
+    else:
+        assert not region.has_attr("hx-trigger")  # nothing more will happen by waiting
     if institution_id == "scenario_invalid_config":
-        assert "portal URL" in status.get_text()
-        assert status.select_one("a.button[href='/connections/new']") is not None
+        assert "https://invalid-config.scenario-bank.test/login" in region.get_text()
+        repair = region.select_one("a.repair")
+        assert repair["href"] == f"/connections/{connection_id}/correct"
+    if institution_id == "scenario_reauth_required":
+        assert region.select_one(".reauth-check") is not None
+        assert region.select_one("a.repair")["href"] == f"/connections/{connection_id}/reauth"
+    if institution_id == "scenario_revoked":
+        assert region.select_one("a.button[href='/connections/new']") is not None
+
+
+def page_status(region: Any) -> str:
+    return str(region["data-status"])
 
 
 def test_unlisted_scenario_portal_ends_in_its_status(

@@ -345,11 +345,12 @@ class V1:
                 "invalid_credentials",
                 "Send at least one of bankUsername, bankCustomerId or password.",
             )
-        if conn.kind != "setup":
+        if conn.kind != "setup" and conn.status != "reauthRequired":
             raise ApiError(
                 409,
                 "invalid_state",
-                "Credentials can only be sent while the connection is in setup.",
+                "Credentials can only be sent while the connection is in setup, or when it "
+                "needs re-authentication.",
             )
         conn.credentials_present = True  # the values themselves are never stored
         conn.updated_at = self.engine.now()

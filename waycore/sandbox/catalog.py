@@ -106,6 +106,16 @@ def scenario_portal(scenario: Scenario) -> str:
     return f"https://{scenario.host.replace('.scenario.test', '.scenario-bank.test')}/login"
 
 
+#: The invalid-configuration bank's second portal: a connection to it activates normally, so a
+#: corrected connection for that bank can be tried.
+CORRECTED_PORTAL = "https://invalid-config.scenario-bank.test/business/login"
+
+
+def _scenario_portals(scenario: Scenario) -> tuple[str, ...]:
+    extra = (CORRECTED_PORTAL,) if scenario.key == "invalidConfig" else ()
+    return (scenario_portal(scenario), *extra)
+
+
 _I = Institution
 INSTITUTIONS: tuple[Institution, ...] = (
     # United States
@@ -314,7 +324,7 @@ INSTITUTIONS: tuple[Institution, ...] = (
     _I("revolut_business", "Revolut Business", "LT", ("https://business.revolut.com/signin",)),
     # Sandbox scenarios: their portals are on a domain of their own, so that the portal-only
     # scenario hosts (`*.scenario.test`) match no catalog entry in a search.
-    *(_I(s.institution_id, s.name, "US", (scenario_portal(s),)) for s in SCENARIOS),
+    *(_I(s.institution_id, s.name, "US", _scenario_portals(s)) for s in SCENARIOS),
 )
 
 BY_ID: dict[str, Institution] = {i.institution_id: i for i in INSTITUTIONS}
@@ -336,6 +346,8 @@ def registrable_domain(host: str) -> str:
 
 
 def scenario_for(institution_id: str | None, portal_url: str | None) -> Scenario | None:
+    if portal_url == CORRECTED_PORTAL:
+        return None
     if institution_id and institution_id in _SCENARIO_BY_INSTITUTION:
         return _SCENARIO_BY_INSTITUTION[institution_id]
     if portal_url:

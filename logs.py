@@ -1,0 +1,113 @@
+"""Request ids on every log line, and the process's logging setup.
+
+`RequestIdMiddleware` gives each HTTP request an id: the `X-Request-ID` a trusted proxy sent
+(when it looks like an id: 8-64 of `A-Z a-z 0-9 . _ : -`), else a new `rid_<hex>`. The id is
+kept in a context variable for the whole request (views, the service layer, the Waycore client
+and uvicorn's access line all run inside it), is answered as `X-Request-ID`, and is the support
+reference a page shows when Waycore gave no request id of its own. `RequestIdFilter` puts it on
+every log record as `request_id` ("-" outside a request), and `configure_logging()` installs it
+with a format that prints it.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import re
+import secrets
+from contextvars import ContextVar
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+HEADER = "X-Request-ID"
+#: What an inbound `X-Request-ID` must look like to be kept (anything else is replaced).
+_INBOUND = re.compile(r"[A-Za-z0-9._:-]{8,64}")
+#: The current request's id; "" outside a request.
+_REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="")
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+
+
+def new_request_id() -> str:
+    return "rid_" + secrets.token_hex(10)
+
+
+def current_request_id() -> str:
+    """The id of the request being handled ("" outside a request)."""
+    return _REQUEST_ID.get()
+
+
+def bind_request_id(value: str) -> None:
+    """Make `value` the current request id (the middleware does this; tests and commands may
+    too)."""
+    _REQUEST_ID.set(value)
+
+
+class RequestIdMiddleware:
+    """Give every HTTP request an id, for its log lines and its `X-Request-ID` answer.
+
+    The id is not reset when the request ends: each request runs in its own task (its own
+    context), and the app's last-resort error handler runs outside this middleware but still
+    needs the id for the reference it shows."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        inbound = Headers(scope=scope).get(HEADER, "")
+        request_id = inbound if _INBOUND.fullmatch(inbound) else new_request_id()
+        bind_request_id(request_id)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)[HEADER] = request_id
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds `request_id` to every record passing through a handler ("-" outside a request)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = current_request_id() or "-"
+        return True
+
+
+#: The process's logging: stderr, each line with its request id; uvicorn's loggers go through
+#: the same handler. `python server.py` hands it to uvicorn, which applies it at start.
+LOG_CONFIG: dict[str, object] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "logs.RequestIdFilter"}},
+    "formatters": {"default": {"format": LOG_FORMAT}},
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stderr",
+            "filters": ["request_id"],
+            "formatter": "default",
+        }
+    },
+    "root": {"level": "INFO", "handlers": ["stderr"]},
+    "loggers": {
+        **{
+            name: {"level": "INFO", "handlers": [], "propagate": True}
+            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+        },
+        # One line per request: httpx's own line per Waycore call is noise (the Waycore client
+        # logs each call at DEBUG).
+        "httpx": {"level": "WARNING", "handlers": [], "propagate": True},
+    },
+}
+
+
+def configure_logging() -> logging.Handler:
+    """Apply `LOG_CONFIG` (outside uvicorn: commands, tests); returns the stderr handler."""
+    logging.config.dictConfig(LOG_CONFIG)
+    handler = logging.getLogger().handlers[0]
+    return handler

@@ -1,0 +1,104 @@
+"""Request ids: every response says its id, every log line of the request carries it, and it is
+the support reference a page shows when Waycore gave none of its own."""
+
+from __future__ import annotations
+
+import logging
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from logs import LOG_FORMAT, RequestIdFilter
+from tests.support import Browser, SandboxHandle, soup, start_listed
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def lines() -> Iterator[list[logging.LogRecord]]:
+    """Records as a configured handler sees them (with the filter that adds the id)."""
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    handler = Keep()
+    handler.addFilter(RequestIdFilter())
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    client = logging.getLogger("waycore.client")
+    client.setLevel(logging.DEBUG)  # the client's line per Waycore call is DEBUG detail
+    yield seen
+    client.setLevel(logging.NOTSET)
+    root.removeHandler(handler)
+    root.setLevel(level)
+
+
+def test_every_log_line_of_a_request_carries_its_id(
+    alice: Browser, sandbox: SandboxHandle, lines: list[logging.LogRecord]
+) -> None:
+    connection_id = start_listed(alice, "chase")
+    lines.clear()
+    response = alice.get(f"/connections/{connection_id}/delegated-user")
+    request_id = response.headers["x-request-id"]
+    assert re.fullmatch(r"rid_[0-9a-f]{20}", request_id)
+    mine = [r for r in lines if r.name.startswith(("app.", "waycore"))]
+    assert any("waycore GET" in r.getMessage() for r in mine)  # the client's lines too
+    assert {r.request_id for r in mine} == {request_id}  # type: ignore[attr-defined]
+    other = alice.get("/connections")
+    assert other.headers["x-request-id"] != request_id
+
+
+def test_a_proxy_request_id_is_kept_and_a_malformed_one_replaced(alice: Browser) -> None:
+    kept = alice.get("/connections", headers={"X-Request-ID": "edge-7f3a9c21"})
+    assert kept.headers["x-request-id"] == "edge-7f3a9c21"
+    replaced = alice.get("/connections", headers={"X-Request-ID": "bad id\r\nInjected: 1"})
+    assert replaced.headers["x-request-id"].startswith("rid_")
+
+
+def test_the_request_id_is_the_reference_when_waycore_gave_none(
+    alice: Browser,
+    monkeypatch: pytest.MonkeyPatch,
+    lines: list[logging.LogRecord],
+) -> None:
+    from store import Store
+
+    async def broken(self: Store, tenant_id: str) -> list[object]:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(Store, "list_drafts", broken)
+    monkeypatch.setattr(alice.client._transport, "raise_server_exceptions", False)
+    response = alice.get("/connections")
+    assert response.status_code == 500
+    reference = soup(response).select_one(".support .reference code").get_text(strip=True)
+    (logged,) = [r for r in lines if "unhandled error" in r.getMessage()]
+    assert logged.request_id == reference  # type: ignore[attr-defined]
+    assert reference in logged.getMessage()
+
+
+def test_configured_logging_prints_the_id_on_each_line() -> None:
+    """In a process of its own: the configuration replaces the process's logging."""
+    script = (
+        "import logging, logs\n"
+        "logs.configure_logging()\n"
+        "logs.bind_request_id('rid_testline')\n"
+        "logging.getLogger('app.test').info('hello')\n"
+        "logging.getLogger('uvicorn.access').info('GET / 200')\n"
+        "logs.bind_request_id('')\n"
+        "logging.getLogger('app.test').info('outside')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    first, access, outside = done.stderr.splitlines()
+    assert first.endswith("INFO app.test [rid_testline] hello")
+    assert access.endswith("INFO uvicorn.access [rid_testline] GET / 200")
+    assert outside.endswith("INFO app.test [-] outside")
+    assert "%(request_id)s" in LOG_FORMAT
