@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -30,7 +31,7 @@ from host import DemoAuth, HostAuth
 from onboarding.entities import EntityResolver
 from onboarding.operations import purge_periodically, register_webhook
 from security import CSRFMiddleware, SecurityHeadersMiddleware
-from store import Store
+from store import SchemaOutOfDate, Store
 from views import EXCEPTION_HANDLERS, WEBHOOK_PATH, AppState, csrf_refused, routes
 from views.guards import STATE_KEY
 from views.render import configure_templates
@@ -87,7 +88,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, AppState]]:
         async with contextlib.AsyncExitStack() as stack:
-            store = await Store.open(settings.database_path, draft_ttl_days=settings.draft_ttl_days)
+            store = await Store.open(settings.database, draft_ttl_days=settings.draft_ttl_days)
             stack.push_async_callback(store.close)
             await store.purge_expired()
             key = str(settings.waycore_api_key or "")
@@ -151,10 +152,20 @@ def create_app(
     return app
 
 
+async def _open_database(settings: Settings) -> None:
+    """Before serving: SQLite is migrated; Postgres must already be (`manage.py migrate`)."""
+    store = await Store.open(settings.database, draft_ttl_days=settings.draft_ttl_days)
+    await store.close()
+
+
 def main() -> None:
     import uvicorn
 
     settings = load_settings()
+    try:
+        asyncio.run(_open_database(settings))
+    except SchemaOutOfDate as exc:
+        sys.exit(f"server.py: {exc}")
     if settings.uses_embedded_sandbox and not settings.webhook_url:
         host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
         settings = replace(settings, webhook_url=f"http://{host}:{settings.port}{WEBHOOK_PATH}")

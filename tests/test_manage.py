@@ -9,7 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+from sqlalchemy import update
+
 from store import Store
+from store.schema import drafts
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,7 +36,7 @@ def test_drafts_purge_deletes_only_expired_drafts(tmp_path: Path) -> None:
         old = await store.create_draft("acme", "u-alice", institution_id="chase")
         fresh = await store.create_draft("acme", "u-alice", institution_id="apple_bank")
         await store._write(
-            "UPDATE drafts SET updated_at = ? WHERE id = ?", (time.time() - 31 * 86400, old.id)
+            update(drafts).where(drafts.c.id == old.id).values(updated_at=time.time() - 31 * 86400)
         )
         await store.close()
         return old.id, fresh.id
