@@ -68,6 +68,16 @@ def postgres_database(postgres_app_database: str) -> str:
     return postgres_app_database
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Runs a test on both engines: what `Store.open` takes, a SQLite file path or the URL of
+    a migrated, empty Postgres database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "app.sqlite3")
+    url: str = request.getfixturevalue("postgres_database")
+    return url
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path)

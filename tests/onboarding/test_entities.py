@@ -106,6 +106,32 @@ async def test_two_tabs_at_once_never_create_two_entities(resolver) -> None:  # 
 
 
 @pytest.mark.anyio
+async def test_two_instances_racing_create_the_entity_once(database: str) -> None:
+    """Two app instances (two stores on one database, two resolvers, one Waycore) resolve the
+    same tenant at the same moment: one finds-or-creates under the lock, the other waits and
+    uses its mapping, with no Waycore call of its own."""
+    stores = [await Store.open(database), await Store.open(database)]
+    async with Sandbox(SandboxConfig(api_key=ROOT_KEY)) as sandbox:
+        clients = [
+            WaycoreClient.create(
+                "http://sandbox", ROOT_KEY, transport=httpx.ASGITransport(app=sandbox.app)
+            )
+            for _ in stores
+        ]
+        resolvers = [
+            EntityResolver(store, client) for store, client in zip(stores, clients, strict=True)
+        ]
+        ids = await asyncio.gather(*(resolver.resolve(ACME) for resolver in resolvers))
+        entity_calls = [r for r in sandbox.requests if r.path == "/v1/entities"]
+        for client in clients:
+            await client.aclose()
+    for store in stores:
+        await store.close()
+    assert ids[0] == ids[1]
+    assert [r.method for r in entity_calls] == ["GET", "POST"]  # one lookup, one create
+
+
+@pytest.mark.anyio
 async def test_a_create_race_lost_to_another_process_falls_back_to_the_lookup(
     tmp_path: Path,
 ) -> None:
