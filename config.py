@@ -33,7 +33,8 @@ class Settings:
     #: The app's SQLite file (drafts, entity map, sessions), used unless `database_url` is set.
     database_path: str = str(ROOT / "var" / "app.sqlite3")
     #: `postgresql://…` (several app instances share it) or `sqlite:///…`; None: `database_path`.
-    database_url: str | None = None
+    #: Left out of the repr: it may carry the database password.
+    database_url: str | None = field(default=None, repr=False)
     #: Real Waycore (e.g. https://api.waycore.com). None: run the embedded local sandbox.
     waycore_base_url: str | None = None
     #: The Waycore API key. With the embedded sandbox and no key, one is generated per start.

@@ -60,7 +60,7 @@ def _current(connection: Connection) -> str | None:
 
 
 def _describe(revision: str | None) -> str:
-    return "an empty database" if revision is None else f"revision {revision}"
+    return "has never been migrated" if revision is None else f"is at revision {revision}"
 
 
 def _adopt_legacy_sqlite(connection: Connection) -> None:
@@ -108,6 +108,6 @@ async def check(engine: AsyncEngine) -> None:
     revision = await current(engine)
     if revision != head():
         raise SchemaOutOfDate(
-            f"the database schema is at {_describe(revision)}, this code needs revision"
-            f" {head()}: run `python manage.py migrate`"
+            f"the database schema {_describe(revision)}, this code needs revision {head()}:"
+            " run `python manage.py migrate`"
         )
