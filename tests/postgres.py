@@ -1,5 +1,7 @@
 """A throwaway Postgres cluster for the test session: Debian's binaries, a temporary directory
-outside the work tree, a free loopback port; stopped and deleted when the session ends.
+outside the work tree, a free loopback port; stopped and deleted when the session ends. (A
+session killed before its end leaves its cluster behind: the next session stops and deletes
+clusters whose test session is gone.)
 
 `initdb` and `postgres` refuse to run as root, so as root they run as the `postgres` user (the
 Debian package creates it). `TEST_POSTGRES_URL` (a server URL whose user may create databases)
@@ -28,6 +30,7 @@ import psycopg
 from sqlalchemy import make_url
 
 STARTUP_TIMEOUT_SECONDS = 30.0
+PREFIX = "onboarding-test-pg-"
 #: Settings for a disposable cluster: no durability, few resources.
 SERVER_SETTINGS = {
     "listen_addresses": "127.0.0.1",
@@ -107,16 +110,46 @@ def postgres_server() -> Iterator[PostgresServer]:
             "Postgres binaries not found (install Debian's `postgresql`: ./scripts/install --test,"
             " or set PG_BINDIR or TEST_POSTGRES_URL)"
         )
+    _reap_orphans()
     with _cluster(bindir) as server:
         yield server
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _reap_orphans() -> None:
+    """Stop and delete the clusters of test sessions that ended without stopping them."""
+    for base in Path(tempfile.gettempdir()).glob(PREFIX + "*"):
+        try:
+            owner = int((base / "owner.pid").read_text())
+        except (OSError, ValueError):
+            continue  # not ours, or still being set up
+        if _alive(owner):
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            postmaster = int((base / "data" / "postmaster.pid").read_text().split()[0])
+            os.kill(postmaster, signal.SIGINT)
+            deadline = time.monotonic() + 10
+            while _alive(postmaster) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @contextlib.contextmanager
 def _cluster(bindir: Path) -> Iterator[PostgresServer]:
     user = "postgres" if os.geteuid() == 0 else None
-    base = Path(tempfile.mkdtemp(prefix="onboarding-test-pg-"))
+    base = Path(tempfile.mkdtemp(prefix=PREFIX))
     process: subprocess.Popen[bytes] | None = None
     try:
+        (base / "owner.pid").write_text(str(os.getpid()))
         if user:
             entry = pwd.getpwnam(user)
             os.chown(base, entry.pw_uid, entry.pw_gid)
