@@ -22,7 +22,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Executable, and_, delete, func, select, update
+from sqlalchemy import Executable, and_, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -86,6 +86,37 @@ class SessionRecord:
     user_id: str
     tenant_id: str
     expires_at: float
+
+
+# The reads of every request, built once (SQLAlchemy then reuses their compiled form); each is
+# scoped by the tenant it is given, except the session lookup and `tenant_of` (system events).
+_GET_SESSION = select(
+    sessions.c.sid, sessions.c.user_id, sessions.c.tenant_id, sessions.c.expires_at
+).where(sessions.c.sid == bindparam("sid"), sessions.c.expires_at > bindparam("now"))
+_ENTITY_FOR = select(entity_map.c.entity_id).where(entity_map.c.tenant_id == bindparam("tenant_id"))
+_GET_DRAFT = select(drafts).where(
+    drafts.c.tenant_id == bindparam("tenant_id"),
+    drafts.c.id == bindparam("draft_id"),
+    drafts.c.updated_at > bindparam("fresh_after"),
+)
+_LIST_DRAFTS = (
+    select(drafts)
+    .where(drafts.c.tenant_id == bindparam("tenant_id"))
+    .where(drafts.c.updated_at > bindparam("fresh_after"))
+    .order_by(drafts.c.updated_at.desc())
+)
+_OWNED = select(connections).where(
+    connections.c.tenant_id == bindparam("tenant_id"),
+    connections.c.connection_id == bindparam("connection_id"),
+)
+_OWNED_LIST = (
+    select(connections)
+    .where(connections.c.tenant_id == bindparam("tenant_id"))
+    .order_by(connections.c.created_at.desc())
+)
+_TENANT_OF = select(connections.c.tenant_id).where(
+    connections.c.connection_id == bindparam("connection_id")
+)
 
 
 def _draft(row: Mapping[str, Any]) -> Draft:
@@ -156,14 +187,15 @@ class Store:
             await connection.commit()
             return int(result.rowcount)
 
-    async def _one(self, statement: Executable) -> Mapping[str, Any] | None:
+    async def _one(self, statement: Executable, **params: object) -> Mapping[str, Any] | None:
         async with self._autocommit.connect() as connection:
-            row = (await connection.execute(statement)).mappings().first()
+            row = (await connection.execute(statement, params)).mappings().first()
             return dict(row) if row is not None else None
 
-    async def _all(self, statement: Executable) -> list[Mapping[str, Any]]:
+    async def _all(self, statement: Executable, **params: object) -> list[Mapping[str, Any]]:
         async with self._autocommit.connect() as connection:
-            return [dict(row) for row in (await connection.execute(statement)).mappings()]
+            rows = (await connection.execute(statement, params)).mappings()
+            return [dict(row) for row in rows]
 
     # ------------------------------------------------------------------ coordination
 
@@ -208,12 +240,7 @@ class Store:
         return sid
 
     async def get_session(self, sid: str) -> SessionRecord | None:
-        c = sessions.c
-        row = await self._one(
-            select(c.sid, c.user_id, c.tenant_id, c.expires_at).where(
-                c.sid == sid, c.expires_at > time.time()
-            )
-        )
+        row = await self._one(_GET_SESSION, sid=sid, now=time.time())
         return SessionRecord(**row) if row else None
 
     async def delete_session(self, sid: str) -> None:
@@ -222,9 +249,7 @@ class Store:
     # ------------------------------------------------------------------ entity map
 
     async def entity_for(self, tenant_id: str) -> str | None:
-        row = await self._one(
-            select(entity_map.c.entity_id).where(entity_map.c.tenant_id == tenant_id)
-        )
+        row = await self._one(_ENTITY_FOR, tenant_id=tenant_id)
         return str(row["entity_id"]) if row else None
 
     async def map_entity(self, tenant_id: str, entity_id: str) -> str:
@@ -278,11 +303,8 @@ class Store:
         return draft
 
     async def get_draft(self, tenant_id: str, draft_id: str) -> Draft | None:
-        c = drafts.c
         row = await self._one(
-            select(drafts).where(
-                c.tenant_id == tenant_id, c.id == draft_id, c.updated_at > self._fresh_after()
-            )
+            _GET_DRAFT, tenant_id=tenant_id, draft_id=draft_id, fresh_after=self._fresh_after()
         )
         return _draft(row) if row else None
 
@@ -298,12 +320,7 @@ class Store:
         )
 
     async def list_drafts(self, tenant_id: str) -> list[Draft]:
-        c = drafts.c
-        rows = await self._all(
-            select(drafts)
-            .where(c.tenant_id == tenant_id, c.updated_at > self._fresh_after())
-            .order_by(c.updated_at.desc())
-        )
+        rows = await self._all(_LIST_DRAFTS, tenant_id=tenant_id, fresh_after=self._fresh_after())
         return [_draft(row) for row in rows]
 
     async def delete_draft(self, tenant_id: str, draft_id: str) -> bool:
@@ -367,7 +384,7 @@ class Store:
         return await self.owned_connection(tenant_id, connection_id) is not None
 
     async def owned_connection(self, tenant_id: str, connection_id: str) -> OwnedConnection | None:
-        row = await self._one(select(connections).where(self._owned_by(tenant_id, connection_id)))
+        row = await self._one(_OWNED, tenant_id=tenant_id, connection_id=connection_id)
         return _owned(row) if row else None
 
     @staticmethod
@@ -377,15 +394,11 @@ class Store:
 
     async def tenant_of(self, connection_id: str) -> str | None:
         """The owning tenant, for system events (webhooks) that carry no signed-in user."""
-        c = connections.c
-        row = await self._one(select(c.tenant_id).where(c.connection_id == connection_id))
+        row = await self._one(_TENANT_OF, connection_id=connection_id)
         return str(row["tenant_id"]) if row else None
 
     async def owned_connections(self, tenant_id: str) -> list[OwnedConnection]:
-        c = connections.c
-        rows = await self._all(
-            select(connections).where(c.tenant_id == tenant_id).order_by(c.created_at.desc())
-        )
+        rows = await self._all(_OWNED_LIST, tenant_id=tenant_id)
         return [_owned(row) for row in rows]
 
     async def forget_connection(self, tenant_id: str, connection_id: str) -> None:
