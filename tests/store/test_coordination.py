@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy import select, update
 
-from store import Store
+from store import DAY, PURGE_LOCK, Store
 from store.coordination import MAX_PAYLOAD_BYTES, PostgresCoordinator, lock_key
+from store.schema import drafts
 from tests.postgres import PostgresServer
 
 pytestmark = pytest.mark.anyio
@@ -214,3 +217,20 @@ async def test_a_lock_holder_whose_connection_drops_releases_the_lock(
             postgres.terminate(pid)
     async with other.try_lock("entity:acme") as acquired:
         assert acquired
+
+
+async def test_the_purge_waits_for_another_instance_holding_its_lock(
+    store: Store, other_store: Store
+) -> None:
+    expired = await store.create_draft("acme", "u1", institution_id="chase")
+    await store._write(
+        update(drafts).where(drafts.c.id == expired.id).values(updated_at=time.time() - 31 * DAY)
+    )
+    async with store.lock(PURGE_LOCK):
+        purge = asyncio.create_task(other_store.purge_expired())
+        for _ in range(5):  # database round trips while the purge is blocked
+            assert await store.list_drafts("acme") == []  # expired: hidden, not yet deleted
+            assert await store._one(select(drafts.c.id)) == {"id": expired.id}
+        assert not purge.done()
+    assert await purge == 1
+    assert await store._one(select(drafts.c.id)) is None
