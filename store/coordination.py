@@ -313,10 +313,10 @@ class PostgresCoordinator:
     async def subscribe(self, subscription: Subscription) -> None:
         if self._closed:
             raise RuntimeError("the store is closed")
-        self._subscribers.add(subscription)
+        if self._subscribers.add(subscription) and subscription.channel not in self._listening:
+            self._changed.set()
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="store-listener")
-        self._changed.set()
         try:
             await self.wait_listening(subscription.channel, timeout=LISTEN_READY_SECONDS)
         except TimeoutError:
@@ -326,16 +326,18 @@ class PostgresCoordinator:
             )
 
     def unsubscribe(self, subscription: Subscription) -> None:
-        if self._subscribers.remove(subscription):
-            self._changed.set()
+        # A channel left without subscribers is UNLISTENed at the next change, not at once: a
+        # waiter that comes back soon (the next long-poll) finds it still listened.
+        self._subscribers.remove(subscription)
 
     async def wait_listening(
         self, channel: str, *, after: int = 0, timeout: float | None = None
     ) -> None:
-        """Return once `channel` is LISTENed on a connection made after the `after`-th one."""
+        """Return once `channel` is LISTENed on a connection made after the `after`-th one (or
+        the store is closed)."""
         async with asyncio.timeout(timeout), self._state:
             await self._state.wait_for(
-                lambda: self.connections > after and channel in self._listening
+                lambda: self._closed or (self.connections > after and channel in self._listening)
             )
 
     async def _run(self) -> None:
@@ -381,13 +383,13 @@ class PostgresCoordinator:
             await self._sync(connection)
             reader = asyncio.create_task(self._read(connection))
             changed = asyncio.create_task(self._changed.wait())
-            done, pending = await asyncio.wait(
-                {reader, changed}, return_when=asyncio.FIRST_COMPLETED
-            )
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-            if reader in done:
+            try:
+                await asyncio.wait({reader, changed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:  # also when the store closes (this task is cancelled)
+                for task in (reader, changed):
+                    task.cancel()
+                await asyncio.gather(reader, changed, return_exceptions=True)
+            if reader.done() and not reader.cancelled():
                 reader.result()  # raises the connection error
                 raise ConnectionError("the listener stopped receiving")
 
@@ -423,3 +425,5 @@ class PostgresCoordinator:
         for members in list(self._subscribers.by_channel.values()):
             for subscription in list(members):
                 subscription.close()
+        async with self._state:
+            self._state.notify_all()

@@ -141,6 +141,13 @@ async def test_leaving_a_subscription_stops_delivery_to_it_only(
         assert leaving.closed and await leaving.get() is None
 
 
+async def test_channels_can_be_left_and_listened_again(store: Store, other_store: Store) -> None:
+    for channel in ("connection:a", "connection:b", "connection:a", "connection:b"):
+        async with store.listen(channel) as messages:
+            await other_store.notify(channel, f"to {channel}")
+            assert await messages.get(timeout=10) == f"to {channel}"
+
+
 async def test_closing_the_store_releases_every_listener(database: str) -> None:
     instance = await Store.open(database)
     received: list[str] = []
@@ -160,6 +167,7 @@ async def test_closing_the_store_releases_every_listener(database: str) -> None:
     await instance.close()
     await consumer  # iteration ended: the waiter was released
     assert received == ["one"]
+    assert not [task for task in asyncio.all_tasks() if task.get_name() == "store-listener"]
     with pytest.raises(RuntimeError):
         instance.listen("connection:conn_1")
 
