@@ -5,7 +5,7 @@ for the `HostUser` behind a request and nothing else; everything downstream (ten
 entity mapping, permissions) keys off `HostUser.tenant.id` and `HostUser.role`.
 
 `DemoAuth` is the embedded default: a sign-in page that lists the seeded customers of
-`DEMO_DIRECTORY`, server-side sessions in SQLite, and a signed cookie holding only the session
+`DEMO_DIRECTORY`, server-side sessions in the store, and a signed cookie holding only the session
 id. A host replaces it by passing its own `HostAuth` to `server.create_app(settings, auth=...)`
 (e.g. one that reads the host's SSO session and maps its company id to `Tenant.id`).
 """

@@ -4,7 +4,9 @@
 `HOST`:`PORT` (default 127.0.0.1:8000). With no `WAYCORE_BASE_URL` configured the lifespan starts
 the local Waycore sandbox in-process and talks to it through `httpx.ASGITransport`, so the whole
 journey works offline. The browser only ever talks to this app; only the lifespan's single
-`WaycoreClient` talks to Waycore.
+`WaycoreClient` talks to Waycore. The store is opened first: a SQLite file is migrated, a
+Postgres database must already be (`python manage.py migrate`), or `python server.py` exits with
+one line saying so.
 """
 
 from __future__ import annotations

@@ -115,6 +115,14 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server
 
 
+def _scratch() -> str:
+    """Where clusters live: as root, /tmp (the `postgres` user must reach it, whatever TMPDIR
+    says); otherwise the usual temporary directory."""
+    if os.geteuid() == 0 and os.path.isdir("/tmp"):
+        return "/tmp"
+    return tempfile.gettempdir()
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -127,7 +135,7 @@ def _alive(pid: int) -> bool:
 
 def _reap_orphans() -> None:
     """Stop and delete the clusters of test sessions that ended without stopping them."""
-    for base in Path(tempfile.gettempdir()).glob(PREFIX + "*"):
+    for base in Path(_scratch()).glob(PREFIX + "*"):
         try:
             owner = int((base / "owner.pid").read_text())
         except (OSError, ValueError):
@@ -146,7 +154,7 @@ def _reap_orphans() -> None:
 @contextlib.contextmanager
 def _cluster(bindir: Path) -> Iterator[PostgresServer]:
     user = "postgres" if os.geteuid() == 0 else None
-    base = Path(tempfile.mkdtemp(prefix=PREFIX))
+    base = Path(tempfile.mkdtemp(prefix=PREFIX, dir=_scratch()))
     process: subprocess.Popen[bytes] | None = None
     try:
         (base / "owner.pid").write_text(str(os.getpid()))
