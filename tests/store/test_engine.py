@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from config import Settings
+from store import Store
 from store.engine import database_url, libpq_conninfo
 from tests.support import make_settings
 
@@ -48,3 +49,15 @@ def test_the_listener_connects_with_the_same_credentials() -> None:
     assert libpq_conninfo(url) == (
         "postgresql://app:s3cret@db.internal:5433/onboarding?sslmode=require"
     )
+
+
+@pytest.mark.anyio
+async def test_sqlite_connections_get_wal_a_busy_timeout_and_full_sync(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = await Store.open(str(tmp_path / "app.sqlite3"))
+    async with store._engine.connect() as connection:
+        pragmas = [
+            (await connection.exec_driver_sql(f"PRAGMA {name}")).scalar()
+            for name in ("journal_mode", "busy_timeout", "synchronous", "foreign_keys")
+        ]
+    await store.close()
+    assert pragmas == ["wal", 5000, 2, 1]  # synchronous 2 = FULL
