@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import update
 
 from store import Store
@@ -65,6 +66,7 @@ def test_an_unknown_command_is_a_usage_error() -> None:
     assert done.returncode == 2 and "invalid choice" in done.stderr
 
 
+@pytest.mark.postgres
 def test_migrate_brings_a_postgres_database_to_the_code(postgres: PostgresServer) -> None:
     url = postgres.create_database("manage")
     env = {"SECRET_KEY": "k" * 40, "DATABASE_URL": url}
