@@ -32,8 +32,11 @@ class Settings:
     debug: bool = False
     host: str = "127.0.0.1"
     port: int = 8000
-    #: The app's SQLite file (drafts, entity map, sessions).
+    #: The app's SQLite file (drafts, entity map, sessions), used unless `database_url` is set.
     database_path: str = str(ROOT / "var" / "app.sqlite3")
+    #: `postgresql://…` (several app instances share it) or `sqlite:///…`; None: `database_path`.
+    #: Left out of the repr: it may carry the database password.
+    database_url: str | None = field(default=None, repr=False)
     #: Real Waycore (e.g. https://api.waycore.com). None: run the embedded local sandbox.
     waycore_base_url: str | None = None
     #: The Waycore API key. With the embedded sandbox and no key, one is generated per start.
@@ -89,6 +92,11 @@ class Settings:
     host_events_url: str | None = None
     #: The HMAC key the host events are signed with (required with `host_events_url`).
     host_events_secret: Secret | None = None
+
+    @property
+    def database(self) -> str:
+        """What the store opens: `DATABASE_URL`, else the SQLite file `DATABASE_PATH`."""
+        return self.database_url or self.database_path
 
     @property
     def uses_embedded_sandbox(self) -> bool:
@@ -204,6 +212,7 @@ def _load(env_file: str | Path | None) -> Settings:
         host=config("HOST", default="127.0.0.1"),
         port=config("PORT", cast=int, default=8000),
         database_path=config("DATABASE_PATH", default=str(ROOT / "var" / "app.sqlite3")),
+        database_url=config("DATABASE_URL", default="") or None,
         waycore_base_url=base_url.rstrip("/") if base_url else None,
         waycore_api_key=api_key if api_key and str(api_key) else None,
         waycore_timeout_seconds=config("WAYCORE_TIMEOUT_SECONDS", cast=float, default=10.0),

@@ -1,5 +1,7 @@
 """Operator commands, one entry point: `python manage.py <command> ...` (`--help` lists them).
 
+  migrate               bring the database (DATABASE_URL / DATABASE_PATH) to this code's schema;
+                        `--check` only reports, exiting 1 when it is behind
   check                 settings, Waycore reachable, and each scope the key needs
   webhooks register     register this app's receiver URL for its events (prints the secret once)
   webhooks list         the registrations of the configured Waycore (secrets masked)
@@ -28,6 +30,8 @@ import httpx
 from config import ConfigError, Settings, load_settings
 from onboarding.operations import WEBHOOK_EVENTS, check_scopes, register_webhook
 from store import Store
+from store import migrate as store_migrate
+from store.engine import create_engine, database_url
 from views import WEBHOOK_PATH
 from waycore.client import WaycoreClient
 from waycore.errors import WaycoreError
@@ -75,6 +79,27 @@ async def waycore(ctx: Context) -> AsyncIterator[WaycoreClient]:
         yield client
     finally:
         await client.aclose()
+
+
+# ---------------------------------------------------------------------------- migrate
+
+
+async def migrate(ctx: Context) -> int:
+    engine = create_engine(database_url(ctx.settings.database))
+    try:
+        if ctx.args.check:
+            current = await store_migrate.current(engine)
+            head = store_migrate.head()
+            out(f"database at revision {current or '(none)'}, this code needs {head}")
+            return 0 if current == head else 1
+        before, after = await store_migrate.upgrade(engine)
+    finally:
+        await engine.dispose()
+    if before == after:
+        out(f"database already at revision {after}")
+    else:
+        out(f"database migrated from revision {before or '(none)'} to {after}")
+    return 0
 
 
 # ---------------------------------------------------------------------------- check
@@ -195,7 +220,7 @@ async def webhooks_test(ctx: Context) -> int:
 
 async def drafts_purge(ctx: Context) -> int:
     settings = ctx.settings
-    store = await Store.open(settings.database_path, draft_ttl_days=settings.draft_ttl_days)
+    store = await Store.open(settings.database, draft_ttl_days=settings.draft_ttl_days)
     try:
         removed = await store.purge_expired()
     finally:
@@ -210,6 +235,12 @@ async def drafts_purge(ctx: Context) -> int:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="manage.py", description=__doc__.split("\n")[0])
     commands = top.add_subparsers(dest="command", required=True, metavar="command")
+
+    migrate_command = commands.add_parser("migrate", help="migrate the database to this code")
+    migrate_command.add_argument(
+        "--check", action="store_true", help="only report; exit 1 if a migration is due"
+    )
+    migrate_command.set_defaults(run=migrate)
 
     commands.add_parser("check", help="settings, Waycore reachable, the key's scopes").set_defaults(
         run=check

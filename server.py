@@ -9,7 +9,9 @@ journey works offline. The browser only ever talks to this app; only the lifespa
 (`logs.RequestIdMiddleware`) that is on each of its log lines and answered as `X-Request-ID`.
 
 A configuration that cannot start (no `SECRET_KEY`, say) ends `python server.py` with one line
-on stderr and exit status 2.
+on stderr and exit status 2. The store is opened first: a SQLite file is migrated, a Postgres
+database must already be (`python manage.py migrate`), or `python server.py` exits with one line
+saying so.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from onboarding.entities import EntityResolver
 from onboarding.events import HostEvents, Sender
 from onboarding.operations import purge_periodically, register_webhook
 from security import CSRFMiddleware, SecurityHeadersMiddleware
-from store import Store
+from store import SchemaOutOfDate, Store
 from views import EXCEPTION_HANDLERS, WEBHOOK_PATH, AppState, csrf_refused, routes
 from views.guards import STATE_KEY
 from views.render import configure_templates
@@ -112,7 +114,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, AppState]]:
         async with contextlib.AsyncExitStack() as stack:
-            store = await Store.open(settings.database_path, draft_ttl_days=settings.draft_ttl_days)
+            store = await Store.open(settings.database, draft_ttl_days=settings.draft_ttl_days)
             stack.push_async_callback(store.close)
             await store.purge_expired()
             key = str(settings.waycore_api_key or "")
@@ -217,10 +219,20 @@ def settings_or_exit(program: str) -> Settings:
         raise SystemExit(2) from None
 
 
+async def _open_database(settings: Settings) -> None:
+    """Before serving: SQLite is migrated; Postgres must already be (`manage.py migrate`)."""
+    store = await Store.open(settings.database, draft_ttl_days=settings.draft_ttl_days)
+    await store.close()
+
+
 def main() -> None:
     import uvicorn
 
     settings = settings_or_exit("server.py")
+    try:
+        asyncio.run(_open_database(settings))
+    except SchemaOutOfDate as exc:
+        sys.exit(f"server.py: {exc}")
     if settings.uses_embedded_sandbox and not settings.webhook_url:
         host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
         settings = replace(settings, webhook_url=f"http://{host}:{settings.port}{WEBHOOK_PATH}")

@@ -3,8 +3,10 @@
 The customer never sees or chooses an entity. When a tenant first opens the flow, `prefetch()`
 starts a background task that finds the entity whose `externalEntityId` is the tenant id (it may
 already exist at Waycore) or creates it, and records the mapping. `resolve()` joins that task
-(or starts one). One task per tenant at a time, so two tabs never create two entities; and a
-Waycore 409 on create (another process won the race) falls back to the lookup.
+(or starts one). One task per tenant at a time, so two tabs never create two entities; across
+app instances the find-or-create runs under the store's lock `entity:<tenant id>` and re-reads
+the mapping first, so the instance that waited uses the entity the other one created. A Waycore
+409 on create (a process outside that lock won the race) still falls back to the lookup.
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ from waycore.client import WaycoreClient
 from waycore.errors import Conflict, WaycoreError
 
 log = logging.getLogger("app.entities")
+
+
+def entity_lock(tenant_id: str) -> str:
+    """The store lock under which a tenant's entity is found or created."""
+    return f"entity:{tenant_id}"
 
 
 class EntityUnavailable(OnboardingError):
@@ -82,18 +89,26 @@ class EntityResolver:
         return None
 
     async def _find_or_create(self, tenant: Tenant) -> str:
-        entity_id = await self._lookup(tenant)
-        if entity_id is None:
-            try:
-                entity_id = (
-                    await self._waycore.create_entity(tenant.id, name=tenant.name)
-                ).entity_id
-                log.info("created Waycore entity %s for %s", entity_id, tenant.id)
-            except Conflict:
-                entity_id = await self._lookup(tenant)
-                if entity_id is None:
-                    raise
-        return await self._store.map_entity(tenant.id, entity_id)
+        async with self._store.lock(entity_lock(tenant.id)):
+            mapped = await self._store.entity_for(tenant.id)
+            if mapped is not None:  # another instance resolved it while this one waited
+                return mapped
+            entity_id = await self._lookup(tenant)
+            if entity_id is None:
+                try:
+                    entity_id = (
+                        await self._waycore.create_entity(tenant.id, name=tenant.name)
+                    ).entity_id
+                    log.info("created Waycore entity %s for %s", entity_id, tenant.id)
+                except Conflict:
+                    entity_id = await self._lookup(tenant)
+                    if entity_id is None:
+                        raise
+            return await self._store.map_entity(tenant.id, entity_id)
+
+    async def settled(self) -> None:
+        """Return once the resolutions running now have finished (whatever their outcome)."""
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
     async def aclose(self) -> None:
         for task in list(self._tasks.values()):

@@ -1,22 +1,56 @@
-"""SQLite persistence for the host app (aiosqlite): sessions, entity map, drafts, connections.
+"""Persistence for the host app: sessions, entity map, drafts, owned connections, webhook ids.
+
+One codebase on SQLAlchemy 2 async Core for both engines: a SQLite file (aiosqlite; the embedded
+default, no server) or Postgres (psycopg 3; several app instances sharing one database). See
+docs/database.md for choosing between them, migrations, and the cross-instance primitives.
 
 `Store` is the only object views use for local state; every query that touches tenant data takes
 the tenant id and filters by it, so no view can read or change another tenant's rows whatever id
-arrives in a URL or form.
+arrives in a URL or form. Timestamps are epoch seconds (floats).
+
+Besides the data, a store coordinates the app instances that share its database:
+`async with store.lock(name)` (mutual exclusion), `await store.notify(channel, payload)` and
+`async with store.listen(channel) as messages` (wake-ups); see `store.coordination`.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
+from sqlalchemy import Executable, and_, bindparam, delete, func, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from store import db as _db
+from store import engine as _engine
+from store import migrate as _migrate
+from store.coordination import Coordinator, LocalCoordinator, PostgresCoordinator, Subscription
+from store.migrate import SchemaOutOfDate
+from store.schema import (
+    connections,
+    drafts,
+    entity_map,
+    handoff_tokens,
+    sessions,
+    webhook_events,
+)
+
+__all__ = [
+    "Draft",
+    "OwnedConnection",
+    "SchemaOutOfDate",
+    "SessionRecord",
+    "Store",
+    "Subscription",
+]
 
 DAY = 24 * 60 * 60
+#: The lock under which expired drafts and sessions are purged (one instance at a time).
+PURGE_LOCK = "drafts:purge"
 
 
 @dataclass(frozen=True)
@@ -79,45 +113,170 @@ class SessionUser:
     tenant_name: str
 
 
-def _draft(row: Any) -> Draft:
-    return Draft(**{key: row[key] for key in row.keys()})  # noqa: SIM118 (sqlite3.Row)
+# The reads of every request, built once (SQLAlchemy then reuses their compiled form); each is
+# scoped by the tenant it is given, except the session lookup and `tenant_of` (system events).
+_PING = select(literal(1).label("one"))
+_GET_SESSION = select(
+    sessions.c.sid,
+    sessions.c.user_id,
+    sessions.c.tenant_id,
+    sessions.c.expires_at,
+    sessions.c.user_name,
+    sessions.c.user_email,
+    sessions.c.role,
+    sessions.c.tenant_name,
+).where(sessions.c.sid == bindparam("sid"), sessions.c.expires_at > bindparam("now"))
+_ENTITY_FOR = select(entity_map.c.entity_id).where(entity_map.c.tenant_id == bindparam("tenant_id"))
+_GET_DRAFT = select(drafts).where(
+    drafts.c.tenant_id == bindparam("tenant_id"),
+    drafts.c.id == bindparam("draft_id"),
+    drafts.c.updated_at > bindparam("fresh_after"),
+)
+_LIST_DRAFTS = (
+    select(drafts)
+    .where(drafts.c.tenant_id == bindparam("tenant_id"))
+    .where(drafts.c.updated_at > bindparam("fresh_after"))
+    .order_by(drafts.c.updated_at.desc())
+)
+_OWNED = select(connections).where(
+    connections.c.tenant_id == bindparam("tenant_id"),
+    connections.c.connection_id == bindparam("connection_id"),
+)
+_OWNED_LIST = (
+    select(connections)
+    .where(connections.c.tenant_id == bindparam("tenant_id"))
+    .order_by(connections.c.created_at.desc())
+)
+_TENANT_OF = select(connections.c.tenant_id).where(
+    connections.c.connection_id == bindparam("connection_id")
+)
 
 
-def _owned(row: Any) -> OwnedConnection:
-    return OwnedConnection(**{key: row[key] for key in row.keys()})  # noqa: SIM118
+def _draft(row: Mapping[str, Any]) -> Draft:
+    return Draft(**row)
+
+
+def _owned(row: Mapping[str, Any]) -> OwnedConnection:
+    return OwnedConnection(**row)
+
+
+class StoreClosed(RuntimeError):
+    """The store was closed (the app is shutting down)."""
 
 
 class Store:
-    """All local reads and writes. Build with `await Store.open(path)`; close with `close()`."""
+    """All local reads and writes. Build with `await Store.open(database)`; close with
+    `close()`."""
 
-    def __init__(self, db: aiosqlite.Connection, *, draft_ttl_days: int = 30) -> None:
-        self._db = db
+    def __init__(
+        self, engine: AsyncEngine, coordinator: Coordinator, *, draft_ttl_days: int = 30
+    ) -> None:
+        self._engine = engine
+        self._coordinator = coordinator
+        self._closed = False
         self.draft_ttl_seconds = draft_ttl_days * DAY
+        self.backend = engine.dialect.name
+        insert_module = postgresql if self.backend == "postgresql" else sqlite
+        self._insert = insert_module.insert
+        # Single statements need no BEGIN/COMMIT round trips on Postgres.
+        self._autocommit = (
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.backend == "postgresql"
+            else engine
+        )
 
     @classmethod
-    async def open(cls, path: str, *, draft_ttl_days: int = 30) -> Store:
-        return cls(await _db.connect(path), draft_ttl_days=draft_ttl_days)
+    async def open(
+        cls, database: str, *, draft_ttl_days: int = 30, migrate: bool | None = None
+    ) -> Store:
+        """Open `database`: a `sqlite:///…` or `postgresql://…` URL, or a SQLite file path.
+
+        `migrate` (default: True for SQLite, False for Postgres) runs the missing migrations;
+        otherwise a database not at this code's schema raises `SchemaOutOfDate`."""
+        url = _engine.database_url(database)
+        engine = _engine.create_engine(url)
+        try:
+            if migrate if migrate is not None else _engine.is_sqlite(url):
+                await _migrate.upgrade(engine)
+            else:
+                await _migrate.check(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+        coordinator: Coordinator
+        if _engine.is_sqlite(url):
+            coordinator = LocalCoordinator(_engine.sqlite_file(url))
+        else:
+            coordinator = PostgresCoordinator(engine, _engine.libpq_conninfo(url))
+        return cls(engine, coordinator, draft_ttl_days=draft_ttl_days)
 
     async def close(self) -> None:
-        await self._db.close()
+        """End every subscription, stop listening, close all connections; later calls raise
+        `StoreClosed` instead of quietly opening new connections."""
+        self._closed = True
+        await self._coordinator.close()
+        await self._engine.dispose()
+
+    def _connect(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        return self._autocommit.connect()
+
+    def _begin(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        return self._engine.begin()
 
     async def ping(self) -> None:
         """Raise unless the database answers a query (readiness)."""
-        row = await self._one("SELECT 1", ())
-        if row is None or row[0] != 1:
+        row = await self._one(_PING)
+        if row is None or row["one"] != 1:
             raise RuntimeError("the database answered SELECT 1 with nothing")
 
-    async def _write(self, sql: str, params: tuple[Any, ...]) -> int:
-        cursor = await self._db.execute(sql, params)
-        return cursor.rowcount
+    async def _write(self, statement: Executable) -> int:
+        """Run one statement in its own transaction; returns the rows it changed."""
+        async with self._connect() as connection:
+            # An INSERT's row count is kept only when asked (ON CONFLICT DO NOTHING needs it).
+            result = await connection.execute(
+                statement, execution_options={"preserve_rowcount": True}
+            )
+            await connection.commit()
+            return int(result.rowcount)
 
-    async def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
-        async with self._db.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+    async def _one(self, statement: Executable, **params: object) -> Mapping[str, Any] | None:
+        async with self._connect() as connection:
+            row = (await connection.execute(statement, params)).mappings().first()
+            return dict(row) if row is not None else None
 
-    async def _all(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
-        async with self._db.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+    async def _all(self, statement: Executable, **params: object) -> list[Mapping[str, Any]]:
+        async with self._connect() as connection:
+            rows = (await connection.execute(statement, params)).mappings()
+            return [dict(row) for row in rows]
+
+    # ------------------------------------------------------------------ coordination
+
+    def lock(self, name: str) -> AbstractAsyncContextManager[bool]:
+        """`async with store.lock(name):` mutual exclusion with every instance sharing this
+        database (a Postgres advisory lock; an asyncio lock on SQLite). It waits as long as
+        another holder keeps it, and is released when the block exits, however it exits.
+        On Postgres each held lock occupies one pooled connection."""
+        return self._coordinator.lock(name)
+
+    def try_lock(self, name: str) -> AbstractAsyncContextManager[bool]:
+        """Like `lock`, without waiting: `async with store.try_lock(name) as acquired:`; when
+        `acquired` is False another holder has it and the block runs without it."""
+        return self._coordinator.lock(name, wait=False)
+
+    async def notify(self, channel: str, payload: str = "") -> None:
+        """Send a short `payload` (under 8000 bytes) to every instance's listeners of
+        `channel` (Postgres NOTIFY; in-process on SQLite). At most once, never queued."""
+        await self._coordinator.notify(channel, payload)
+
+    def listen(self, channel: str) -> Subscription:
+        """`async with store.listen(channel) as messages:` payloads sent on `channel` from the
+        moment it is entered; `async for payload in messages` or `await messages.get(timeout)`.
+        It ends when the store closes."""
+        return self._coordinator.listen(channel)
 
     # ------------------------------------------------------------------ sessions
 
@@ -126,54 +285,50 @@ class Store:
         sid = secrets.token_urlsafe(32)
         now = time.time()
         await self._write(
-            "INSERT INTO sessions (sid, user_id, tenant_id, created_at, expires_at, user_name,"
-            " user_email, role, tenant_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                sid,
-                user.user_id,
-                user.tenant_id,
-                now,
-                now + max_age,
-                user.name,
-                user.email,
-                user.role,
-                user.tenant_name,
-            ),
+            sessions.insert().values(
+                sid=sid,
+                user_id=user.user_id,
+                tenant_id=user.tenant_id,
+                created_at=now,
+                expires_at=now + max_age,
+                user_name=user.name,
+                user_email=user.email,
+                role=user.role,
+                tenant_name=user.tenant_name,
+            )
         )
         return sid
 
     async def get_session(self, sid: str) -> SessionRecord | None:
-        row = await self._one(
-            "SELECT sid, user_id, tenant_id, expires_at, user_name, user_email, role, tenant_name"
-            " FROM sessions WHERE sid = ? AND expires_at > ?",
-            (sid, time.time()),
-        )
-        return SessionRecord(**dict(row)) if row else None
+        row = await self._one(_GET_SESSION, sid=sid, now=time.time())
+        return SessionRecord(**row) if row else None
 
     # ------------------------------------------------------------------ handoff tokens
 
     async def claim_token(self, jti: str, expires_at: float) -> bool:
         """True the first time a single-use token id is presented (kept until it expires)."""
         count = await self._write(
-            "INSERT OR IGNORE INTO handoff_tokens (jti, expires_at) VALUES (?, ?)",
-            (jti, expires_at),
+            self._insert(handoff_tokens)
+            .values(jti=jti, expires_at=expires_at)
+            .on_conflict_do_nothing()
         )
         return count > 0
 
     async def delete_session(self, sid: str) -> None:
-        await self._write("DELETE FROM sessions WHERE sid = ?", (sid,))
+        await self._write(delete(sessions).where(sessions.c.sid == sid))
 
     # ------------------------------------------------------------------ entity map
 
     async def entity_for(self, tenant_id: str) -> str | None:
-        row = await self._one("SELECT entity_id FROM entity_map WHERE tenant_id = ?", (tenant_id,))
+        row = await self._one(_ENTITY_FOR, tenant_id=tenant_id)
         return str(row["entity_id"]) if row else None
 
     async def map_entity(self, tenant_id: str, entity_id: str) -> str:
         """Record tenant -> entity once; returns the mapping that stands (first writer wins)."""
         await self._write(
-            "INSERT OR IGNORE INTO entity_map (tenant_id, entity_id, created_at) VALUES (?, ?, ?)",
-            (tenant_id, entity_id, time.time()),
+            self._insert(entity_map)
+            .values(tenant_id=tenant_id, entity_id=entity_id, created_at=time.time())
+            .on_conflict_do_nothing()
         )
         mapped = await self.entity_for(tenant_id)
         assert mapped is not None
@@ -182,7 +337,9 @@ class Store:
     async def unmap_entity(self, tenant_id: str, entity_id: str) -> None:
         """Forget the mapping, only if it still points at `entity_id`."""
         await self._write(
-            "DELETE FROM entity_map WHERE tenant_id = ? AND entity_id = ?", (tenant_id, entity_id)
+            delete(entity_map).where(
+                entity_map.c.tenant_id == tenant_id, entity_map.c.entity_id == entity_id
+            )
         )
 
     # ------------------------------------------------------------------ drafts
@@ -200,32 +357,25 @@ class Store:
         portal_url: str | None = None,
         requested_institution_name: str | None = None,
     ) -> Draft:
-        draft_id = "drf_" + secrets.token_hex(8)
         now = time.time()
-        await self._write(
-            "INSERT INTO drafts (id, tenant_id, created_by, institution_id, institution_name,"
-            " portal_url, requested_institution_name, connection_id, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
-            (
-                draft_id,
-                tenant_id,
-                created_by,
-                institution_id,
-                institution_name,
-                portal_url,
-                requested_institution_name,
-                now,
-                now,
-            ),
+        draft = Draft(
+            id="drf_" + secrets.token_hex(8),
+            tenant_id=tenant_id,
+            created_by=created_by,
+            institution_id=institution_id,
+            institution_name=institution_name,
+            portal_url=portal_url,
+            requested_institution_name=requested_institution_name,
+            connection_id=None,
+            created_at=now,
+            updated_at=now,
         )
-        draft = await self.get_draft(tenant_id, draft_id)
-        assert draft is not None
+        await self._write(drafts.insert().values(**vars(draft)))
         return draft
 
     async def get_draft(self, tenant_id: str, draft_id: str) -> Draft | None:
         row = await self._one(
-            "SELECT * FROM drafts WHERE tenant_id = ? AND id = ? AND updated_at > ?",
-            (tenant_id, draft_id, self._fresh_after()),
+            _GET_DRAFT, tenant_id=tenant_id, draft_id=draft_id, fresh_after=self._fresh_after()
         )
         return _draft(row) if row else None
 
@@ -234,38 +384,40 @@ class Store:
         allowed.add("connection_id")
         if not fields or not set(fields) <= allowed:
             raise ValueError(f"cannot update draft fields {sorted(fields)}")
-        assignments = ", ".join(f"{name} = ?" for name in fields)
         await self._write(
-            f"UPDATE drafts SET {assignments}, updated_at = ? WHERE tenant_id = ? AND id = ?",
-            (*fields.values(), time.time(), tenant_id, draft_id),
+            update(drafts)
+            .where(drafts.c.tenant_id == tenant_id, drafts.c.id == draft_id)
+            .values(**fields, updated_at=time.time())
         )
 
     async def list_drafts(self, tenant_id: str) -> list[Draft]:
-        rows = await self._all(
-            "SELECT * FROM drafts WHERE tenant_id = ? AND updated_at > ? ORDER BY updated_at DESC",
-            (tenant_id, self._fresh_after()),
-        )
+        rows = await self._all(_LIST_DRAFTS, tenant_id=tenant_id, fresh_after=self._fresh_after())
         return [_draft(row) for row in rows]
 
     async def delete_draft(self, tenant_id: str, draft_id: str) -> bool:
         count = await self._write(
-            "DELETE FROM drafts WHERE tenant_id = ? AND id = ?", (tenant_id, draft_id)
+            delete(drafts).where(drafts.c.tenant_id == tenant_id, drafts.c.id == draft_id)
         )
         return count > 0
 
     async def delete_drafts_for_connection(self, tenant_id: str, connection_id: str) -> None:
         await self._write(
-            "DELETE FROM drafts WHERE tenant_id = ? AND connection_id = ?",
-            (tenant_id, connection_id),
+            delete(drafts).where(
+                drafts.c.tenant_id == tenant_id, drafts.c.connection_id == connection_id
+            )
         )
 
     async def purge_expired(self) -> int:
-        """Delete drafts untouched for the TTL and expired sessions; returns drafts deleted."""
-        count = await self._write(
-            "DELETE FROM drafts WHERE updated_at <= ?", (self._fresh_after(),)
-        )
-        await self._write("DELETE FROM sessions WHERE expires_at <= ?", (time.time(),))
-        await self._write("DELETE FROM handoff_tokens WHERE expires_at <= ?", (time.time(),))
+        """Delete drafts untouched for the TTL, expired sessions and expired handoff token ids,
+        one instance at a time (under the `PURGE_LOCK`); returns drafts deleted."""
+        async with self.lock(PURGE_LOCK):
+            count = await self._write(
+                delete(drafts).where(drafts.c.updated_at <= self._fresh_after())
+            )
+            await self._write(delete(sessions).where(sessions.c.expires_at <= time.time()))
+            await self._write(
+                delete(handoff_tokens).where(handoff_tokens.c.expires_at <= time.time())
+            )
         return count
 
     # ------------------------------------------------------------------ owned connections
@@ -280,58 +432,80 @@ class Store:
     ) -> bool:
         """Record that `tenant_id` owns `connection_id`. Never moves a connection between tenants:
         returns False when another tenant already owns it."""
+        c = connections.c
+        statement = self._insert(connections).values(
+            connection_id=connection_id,
+            tenant_id=tenant_id,
+            institution_name=institution_name,
+            requested_institution_name=requested_institution_name,
+            created_at=time.time(),
+        )
+        excluded = statement.excluded
         await self._write(
-            "INSERT INTO connections (connection_id, tenant_id, institution_name,"
-            " requested_institution_name, created_at) VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT (connection_id) DO UPDATE SET"
-            " institution_name = COALESCE(excluded.institution_name, institution_name),"
-            " requested_institution_name = COALESCE(excluded.requested_institution_name,"
-            " requested_institution_name)"
-            " WHERE tenant_id = excluded.tenant_id",
-            (connection_id, tenant_id, institution_name, requested_institution_name, time.time()),
+            statement.on_conflict_do_update(
+                index_elements=[c.connection_id],
+                set_={
+                    "institution_name": func.coalesce(
+                        excluded.institution_name, c.institution_name
+                    ),
+                    "requested_institution_name": func.coalesce(
+                        excluded.requested_institution_name, c.requested_institution_name
+                    ),
+                },
+                where=c.tenant_id == excluded.tenant_id,
+            )
         )
         return await self.owned_connection(tenant_id, connection_id) is not None
 
     async def owned_connection(self, tenant_id: str, connection_id: str) -> OwnedConnection | None:
-        row = await self._one(
-            "SELECT * FROM connections WHERE tenant_id = ? AND connection_id = ?",
-            (tenant_id, connection_id),
-        )
+        row = await self._one(_OWNED, tenant_id=tenant_id, connection_id=connection_id)
         return _owned(row) if row else None
+
+    @staticmethod
+    def _owned_by(tenant_id: str, connection_id: str) -> Any:
+        c = connections.c
+        return and_(c.tenant_id == tenant_id, c.connection_id == connection_id)
 
     async def tenant_of(self, connection_id: str) -> str | None:
         """The owning tenant, for system events (webhooks) that carry no signed-in user."""
-        row = await self._one(
-            "SELECT tenant_id FROM connections WHERE connection_id = ?", (connection_id,)
-        )
+        row = await self._one(_TENANT_OF, connection_id=connection_id)
         return str(row["tenant_id"]) if row else None
 
     async def owned_connections(self, tenant_id: str) -> list[OwnedConnection]:
-        rows = await self._all(
-            "SELECT * FROM connections WHERE tenant_id = ? ORDER BY created_at DESC", (tenant_id,)
-        )
+        rows = await self._all(_OWNED_LIST, tenant_id=tenant_id)
         return [_owned(row) for row in rows]
 
     async def forget_connection(self, tenant_id: str, connection_id: str) -> None:
-        await self.delete_drafts_for_connection(tenant_id, connection_id)
-        await self._write(
-            "DELETE FROM connections WHERE tenant_id = ? AND connection_id = ?",
-            (tenant_id, connection_id),
-        )
+        async with self._begin() as connection:
+            await connection.execute(
+                delete(drafts).where(
+                    drafts.c.tenant_id == tenant_id, drafts.c.connection_id == connection_id
+                )
+            )
+            await connection.execute(
+                delete(connections).where(self._owned_by(tenant_id, connection_id))
+            )
 
     async def settle_connection(self, tenant_id: str, connection_id: str) -> None:
-        """The connection is ready: delete its drafts, then remember that this was done (both
-        idempotent: an interruption between them only means doing it again next time)."""
-        await self.delete_drafts_for_connection(tenant_id, connection_id)
-        await self._write(
-            "UPDATE connections SET settled_at = ? WHERE tenant_id = ? AND connection_id = ?",
-            (time.time(), tenant_id, connection_id),
-        )
+        """The connection is ready: delete its drafts and remember that this was done, in one
+        transaction (both idempotent)."""
+        async with self._begin() as connection:
+            await connection.execute(
+                delete(drafts).where(
+                    drafts.c.tenant_id == tenant_id, drafts.c.connection_id == connection_id
+                )
+            )
+            await connection.execute(
+                update(connections)
+                .where(self._owned_by(tenant_id, connection_id))
+                .values(settled_at=time.time())
+            )
 
     async def set_sync_allowed_at(self, tenant_id: str, connection_id: str, when: float) -> None:
         await self._write(
-            "UPDATE connections SET sync_allowed_at = ? WHERE tenant_id = ? AND connection_id = ?",
-            (when, tenant_id, connection_id),
+            update(connections)
+            .where(self._owned_by(tenant_id, connection_id))
+            .values(sync_allowed_at=when)
         )
 
     # ------------------------------------------------------------------ webhook events
@@ -339,7 +513,8 @@ class Store:
     async def first_delivery(self, event_id: str, event_type: str) -> bool:
         """True the first time an event id is seen (Waycore may deliver it more than once)."""
         count = await self._write(
-            "INSERT OR IGNORE INTO webhook_events (event_id, type, received_at) VALUES (?, ?, ?)",
-            (event_id, event_type, time.time()),
+            self._insert(webhook_events)
+            .values(event_id=event_id, type=event_type, received_at=time.time())
+            .on_conflict_do_nothing()
         )
         return count > 0

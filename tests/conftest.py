@@ -1,4 +1,5 @@
-"""Shared test setup: anyio on asyncio only, and app fixtures over the embedded sandbox.
+"""Shared test setup: anyio on asyncio only, app fixtures over the embedded sandbox, and a
+throwaway Postgres cluster (started once per session, only if a test asks for it).
 
 No test reaches a real Waycore: the app runs against its in-process sandbox (or respx), and the
 browser tests serve the app on a loopback port.
@@ -6,21 +7,75 @@ browser tests serve the app on a loopback port.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+from sqlalchemy import make_url
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from config import Settings
 from server import create_app
+from store import Store
+from store.schema import metadata
+from tests.postgres import PostgresServer, PostgresUnavailable, postgres_server
 from tests.support import Browser, SandboxHandle, make_settings
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """The session's Postgres server (see tests/postgres.py); skipped without Postgres, except
+    with `CI=true`, where that fails."""
+    with contextlib.ExitStack() as stack:
+        try:
+            server = stack.enter_context(postgres_server())
+        except PostgresUnavailable as exc:
+            if os.environ.get("CI") == "true":
+                pytest.fail(str(exc))
+            pytest.skip(str(exc))
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_app_database(postgres: PostgresServer) -> str:
+    """One migrated database for the session (emptied before each test that uses it)."""
+    url = postgres.create_database("app")
+
+    async def migrate() -> None:
+        await (await Store.open(url, migrate=True)).close()
+
+    asyncio.run(migrate())
+    return url
+
+
+@pytest.fixture
+def postgres_database(postgres_app_database: str) -> str:
+    """The URL of a migrated Postgres database with every table empty."""
+    tables = ", ".join(f'"{name}"' for name in metadata.tables)
+    conninfo = make_url(postgres_app_database).render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as connection:
+        connection.execute(f"TRUNCATE {tables}")  # type: ignore[arg-type]
+    return postgres_app_database
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Runs a test on both engines: what `Store.open` takes, a SQLite file path or the URL of
+    a migrated, empty Postgres database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "app.sqlite3")
+    url: str = request.getfixturevalue("postgres_database")
+    return url
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from starlette.testclient import TestClient
 from config import Settings
 from onboarding.audit import AuditEntry, AuditTrail
 from onboarding.events import HostEvent, HostEvents
+from views.guards import STATE_KEY
 from waycore.sandbox import Sandbox
 
 #: The embedded sandbox's root key in tests: it must never reach a browser.
@@ -109,7 +110,15 @@ class Browser:
             follow_redirects=True,
         )
         self._remember_csrf(response)
+        self.settle()
         return response
+
+    def settle(self) -> None:
+        """Wait for the app's background work (the tenant's entity resolution, started by the
+        connections page), so a test's next request or assertion does not race it."""
+        state = self.client.app_state.get(STATE_KEY)
+        if state is not None and self.client.portal is not None:
+            self.client.portal.call(state.entities.settled)
 
     def get(
         self, path: str, *, htmx: bool = False, target: str | None = None, **kwargs: Any

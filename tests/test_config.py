@@ -14,7 +14,13 @@ from config import ConfigError, load_settings
 def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     # os.environ directly: starlette's `environ` refuses changes to keys already read.
     monkeypatch.setenv("SECRET_KEY", "s" * 40)
-    for name in ("WAYCORE_BASE_URL", "WAYCORE_API_KEY", "WAYCORE_SETUP_GUIDES"):
+    for name in (
+        "WAYCORE_BASE_URL",
+        "WAYCORE_API_KEY",
+        "WAYCORE_SETUP_GUIDES",
+        "DATABASE_URL",
+        "DATABASE_PATH",
+    ):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -28,6 +34,17 @@ def test_embedded_defaults(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
         "https://docs.waycore.com/user-setup/customers_bank"
     )
     assert "way_" not in repr(settings)
+    assert settings.database_url is None
+    assert settings.database == str(Path(__file__).resolve().parents[1] / "var" / "app.sqlite3")
+
+
+def test_a_postgres_url_selects_postgres_and_stays_out_of_the_repr(
+    env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    env.setenv("DATABASE_URL", "postgresql://app:pg-s3cret@db.internal/onboarding")
+    settings = load_settings(env_file=tmp_path / "missing.env")
+    assert settings.database == "postgresql://app:pg-s3cret@db.internal/onboarding"
+    assert "pg-s3cret" not in repr(settings)
 
 
 def test_a_real_waycore_gets_only_configured_guides(

@@ -17,11 +17,16 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 from starlette.datastructures import Secret
 
 import manage as manage_py
 from config import Settings
 from store import Store
+from store import migrate as store_migrate
+from store.engine import create_engine, database_url
+from store.schema import drafts
+from tests.postgres import PostgresServer
 from tests.support import make_settings
 from waycore.sandbox import Sandbox, SandboxConfig
 from waycore.webhooks import verify
@@ -57,13 +62,15 @@ def test_drafts_purge_deletes_only_expired_drafts(tmp_path: Path) -> None:
         old = await store.create_draft("acme", "u-alice", institution_id="chase")
         fresh = await store.create_draft("acme", "u-alice", institution_id="apple_bank")
         await store._write(
-            "UPDATE drafts SET updated_at = ? WHERE id = ?", (time.time() - 31 * 86400, old.id)
+            update(drafts).where(drafts.c.id == old.id).values(updated_at=time.time() - 31 * 86400)
         )
         await store.close()
         return old.id, fresh.id
 
     old_id, fresh_id = asyncio.run(seed())
-    done = run("drafts", "purge", env={"SECRET_KEY": "k" * 40, "DATABASE_PATH": path})
+    done = run(
+        "drafts", "purge", env={"SECRET_KEY": "k" * 40, "DATABASE_PATH": path, "DATABASE_URL": ""}
+    )
     assert done.returncode == 0, done.stderr
     assert "purged 1 expired draft" in done.stdout
 
@@ -271,3 +278,30 @@ def test_a_missing_secret_key_in_process_exits_2(
         server.main()
     assert exited.value.code == 2
     assert capsys.readouterr().err.startswith("server.py: configuration error: SECRET_KEY")
+
+
+@pytest.mark.postgres
+def test_migrate_brings_a_postgres_database_to_the_code(postgres: PostgresServer) -> None:
+    url = postgres.create_database("manage")
+    env = {"SECRET_KEY": "k" * 40, "DATABASE_URL": url}
+    check = run("migrate", "--check", env=env)
+    assert check.returncode == 1
+    assert check.stdout.strip() == (
+        f"database at revision (none), this code needs {store_migrate.head()}"
+    )
+    done = run("migrate", env=env)
+    assert done.returncode == 0, done.stderr
+    assert (
+        done.stdout.strip() == f"database migrated from revision (none) to {store_migrate.head()}"
+    )
+    again = run("migrate", env=env)
+    assert again.stdout.strip() == f"database already at revision {store_migrate.head()}"
+
+    async def revision() -> str | None:
+        engine = create_engine(database_url(url))
+        try:
+            return await store_migrate.current(engine)
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(revision()) == store_migrate.head()

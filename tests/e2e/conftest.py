@@ -83,6 +83,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         PORT=str(port),
         SECRET_KEY=E2E_SECRET_KEY,
         DATABASE_PATH=str(tmp / "app.sqlite3"),
+        DATABASE_URL="",  # the embedded default (SQLite), whatever a local .env says
         SANDBOX_DATABASE=str(tmp / "sandbox.sqlite3"),
         SANDBOX_ACTIVATION_SECONDS="3",
         # The guide's 5 s activation polling (the default), stated so a local .env cannot

@@ -1,10 +1,8 @@
-"""The SQLite store: tenant scoping, draft expiry, ownership, sessions."""
+"""The store on both engines: tenant scoping, draft expiry, ownership, sessions."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -13,13 +11,6 @@ from store import SessionUser, Store
 
 pytestmark = pytest.mark.anyio
 ALICE = SessionUser("u-alice", "Alice Admin", "alice@acme.example", "admin", "acme", "Acme")
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(str(tmp_path / "app.sqlite3"), draft_ttl_days=30)
-    yield opened
-    await opened.close()
 
 
 async def test_drafts_are_scoped_by_tenant(store: Store) -> None:
@@ -106,12 +97,11 @@ async def test_a_webhook_event_is_processed_once(store: Store) -> None:
     assert not await store.first_delivery("evt_1", "connection.status_changed")
 
 
-async def test_reopening_keeps_data_and_schema(tmp_path: Path) -> None:
-    path = str(tmp_path / "app.sqlite3")
-    first = await Store.open(path)
+async def test_reopening_keeps_data_and_schema(database: str) -> None:
+    first = await Store.open(database)
     draft = await first.create_draft("acme", "u1", institution_id="chase")
     await first.close()
-    second = await Store.open(path)
+    second = await Store.open(database)
     assert await second.get_draft("acme", draft.id) is not None
     await second.close()
 

@@ -1,0 +1,92 @@
+"""The store's tables as SQLAlchemy Core metadata: what `Store` queries are written against.
+
+The schema itself is created and changed only by the Alembic migrations under
+`store/migrations/versions/`; a test compares this metadata with the migrated database on both
+engines, so the two cannot drift apart. Timestamps are epoch seconds (floats) on both engines.
+
+Nothing secret is ever stored here: no bank password, no Waycore API key. Drafts hold only the
+non-secret progress of the wizard.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Double, Index, MetaData, Table, Text
+
+metadata = MetaData()
+
+#: Server-side sessions behind the signed cookie (sign-out deletes the row), saying who they
+#: are for (the demo sign-in and the host's sign-in handoff both start one).
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("sid", Text, primary_key=True),
+    Column("user_id", Text, nullable=False),
+    Column("tenant_id", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("expires_at", Double, nullable=False),
+    Column("user_name", Text),
+    Column("user_email", Text),
+    Column("role", Text),
+    Column("tenant_name", Text),
+    Index("sessions_expiry", "expires_at"),
+)
+
+#: Handoff tokens are single use: their ids are kept until the token would have expired.
+handoff_tokens = Table(
+    "handoff_tokens",
+    metadata,
+    Column("jti", Text, primary_key=True),
+    Column("expires_at", Double, nullable=False),
+)
+
+#: hostCustomerId -> waycoreEntityId (externalEntityId at Waycore = tenant_id).
+entity_map = Table(
+    "entity_map",
+    metadata,
+    Column("tenant_id", Text, primary_key=True),
+    Column("entity_id", Text, nullable=False, unique=True),
+    Column("created_at", Double, nullable=False),
+)
+
+#: Local wizard progress, scoped by tenant; non-secret fields only.
+drafts = Table(
+    "drafts",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("tenant_id", Text, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("institution_id", Text),
+    Column("institution_name", Text),
+    Column("portal_url", Text),
+    Column("requested_institution_name", Text),
+    Column("connection_id", Text),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    Index("drafts_tenant", "tenant_id", "updated_at"),
+    Index("drafts_connection", "connection_id"),
+)
+
+#: Which tenant owns which Waycore connection: proof of ownership before any Waycore call, plus
+#: host-only context (the bank name typed for an unlisted bank), the sync cooldown, and when the
+#: connection was first seen ready (its drafts cleared once).
+connections = Table(
+    "connections",
+    metadata,
+    Column("connection_id", Text, primary_key=True),
+    Column("tenant_id", Text, nullable=False),
+    Column("institution_name", Text),
+    Column("requested_institution_name", Text),
+    Column("sync_allowed_at", Double),
+    Column("created_at", Double, nullable=False),
+    Column("settled_at", Double),
+    Index("connections_tenant", "tenant_id"),
+)
+
+#: Webhook deliveries already processed (Waycore may deliver an event more than once).
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("event_id", Text, primary_key=True),
+    Column("type", Text, nullable=False),
+    Column("received_at", Double, nullable=False),
+)
