@@ -24,6 +24,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp
 
 from config import Settings, load_settings
 from host import DemoAuth, HostAuth
@@ -73,6 +74,15 @@ async def _webhook_secret(settings: Settings, client: WaycoreClient, embedded: b
     if not (embedded and settings.webhook_url):
         return None
     return await register_webhook(client, settings.webhook_url)
+
+
+class OnboardingApp(Starlette):
+    """Starlette, with the security headers as the outermost layer: Starlette renders the 500
+    page in its `ServerErrorMiddleware`, outside every user middleware, so only from out here
+    does that page get the same headers as every other."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeadersMiddleware(super().build_middleware_stack())
 
 
 def create_app(
@@ -128,7 +138,6 @@ def create_app(
     templates = configure_templates(Jinja2Templates(directory=ROOT / "templates"), settings)
     static = Mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     middleware = [
-        Middleware(SecurityHeadersMiddleware),
         Middleware(
             SessionMiddleware,
             secret_key=settings.secret_key,
@@ -140,7 +149,7 @@ def create_app(
         # The webhook receiver is signed by Waycore instead.
         Middleware(CSRFMiddleware, refuse=csrf_refused, exempt_paths=[WEBHOOK_PATH]),
     ]
-    app = Starlette(
+    app = OnboardingApp(
         debug=settings.debug,
         routes=[*routes, static],
         middleware=middleware,

@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from host import DEMO_DIRECTORY, SESSION_ID_KEY
 from security import csrf_token
+from views import inputs
 from views.guards import app_state, current_user
 from views.render import render
 from views.urls import url_for
@@ -31,8 +32,7 @@ async def signin(request: Request) -> Response:
     settings = app_state(request).settings
     if not settings.demo_mode:
         raise HTTPException(404)
-    form = await request.form()
-    user = DEMO_DIRECTORY.get(str(form.get("user_id", "")))
+    user = DEMO_DIRECTORY.get((await inputs.form(request)).raw("user_id"))
     if user is None:
         context = {"tenants": DEMO_DIRECTORY.tenants(), "error": "Choose a user to sign in as."}
         return render(request, "signin.html", context, status=422)

@@ -53,4 +53,16 @@ def duration(seconds: float | None) -> str:
     return f"{minutes} minutes" if minutes < 120 else f"{round(minutes / 60)} hours"
 
 
-FILTERS = {"portal_domain": portal_domain, "money": money, "when": when, "duration": duration}
+def first_sentence(text: str) -> str:
+    """The first sentence of `text` (a list row has room for one, never for half of one)."""
+    head, dot, _ = text.partition(". ")
+    return head + "." if dot else text
+
+
+FILTERS = {
+    "portal_domain": portal_domain,
+    "money": money,
+    "when": when,
+    "duration": duration,
+    "first_sentence": first_sentence,
+}
