@@ -90,6 +90,17 @@
     }
   });
 
+  // A link in an error summary moves focus to its field (not only the scroll position).
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest(".error-summary a[href^='#']");
+    if (!link) return;
+    var field = document.getElementById(link.getAttribute("href").slice(1));
+    if (!field) return;
+    event.preventDefault();
+    field.scrollIntoView({ block: "center" });
+    field.focus({ preventScroll: true });
+  });
+
   // Back and Forward: htmx keeps no snapshots of these pages (they hold bank details), so it
   // loads the step the URL names afresh. Until it arrives, hide the step being left, so it never
   // shows under the new URL.
