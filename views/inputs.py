@@ -126,10 +126,12 @@ async def form(request: Request) -> Fields:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
         raise HTTPException(413, "This form is too large.")
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise HTTPException(413, "This form is too large.")
-    return Fields.parse(body)
+    body = bytearray()
+    async for chunk in request.stream():  # read no further than the limit
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise HTTPException(413, "This form is too large.")
+    return Fields.parse(bytes(body))
 
 
 def query(request: Request) -> Fields:

@@ -202,6 +202,17 @@ def test_a_form_in_another_format_is_refused_with_the_security_headers(alice: Br
         assert response.headers[name] == value
 
 
+def test_an_oversized_form_is_refused_unread(alice: Browser, sandbox: SandboxHandle) -> None:
+    sandbox.clear()
+    body = (
+        b"mode=unlisted&bank_name=" + b"A" * (70 * 1024) + b"&portal_url=https%3A%2F%2Fx.example%2F"
+    )
+    response = raw_post(alice, "/connections/continue", body)
+    assert response.status_code == 413
+    assert response.headers["x-frame-options"] == "DENY"
+    assert sandbox.requests == []
+
+
 # ---------------------------------------------------------------------------- ids
 
 
