@@ -32,6 +32,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp
 
 from config import ConfigError, Settings, load_settings
 from host import HostAuth, SessionAuth
@@ -96,6 +97,15 @@ def _host_events(
         return HostEvents(), None
     sender = Sender(settings.host_events_url, str(settings.host_events_secret), transport=transport)
     return HostEvents(sender), sender
+
+
+class OnboardingApp(Starlette):
+    """Starlette, with the security headers as the outermost layer: Starlette renders the 500
+    page in its `ServerErrorMiddleware`, outside every user middleware, so only from out here
+    does that page get the same headers as every other."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeadersMiddleware(super().build_middleware_stack())
 
 
 def create_app(
@@ -170,7 +180,6 @@ def create_app(
     static = Mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     middleware = [
         Middleware(RequestIdMiddleware),
-        Middleware(SecurityHeadersMiddleware),
         Middleware(KeepHostSession),  # mounted in a host: the host's session stays the host's
         Middleware(
             SessionMiddleware,
@@ -188,7 +197,7 @@ def create_app(
             exempt_paths=[WEBHOOK_PATH],  # signed by Waycore instead
         ),
     ]
-    app = Starlette(
+    app = OnboardingApp(
         debug=settings.debug,
         routes=[*routes, static],
         middleware=middleware,

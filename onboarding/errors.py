@@ -3,7 +3,8 @@
 ```
 OnboardingError
  ├── NotOwned          an id the signed-in tenant does not own (shown as 404, no Waycore call)
- ├── InvalidChoice     the bank choice cannot go on as entered (field messages, suggestions)
+ ├── InvalidChoice     the bank choice cannot go on as entered (field messages)
+ ├── LooksListed       an "unlisted" portal is on a listed bank's domain: offer that bank first
  ├── SetupNotComplete  setup completion was refused and the connection is still a draft
  └── EntityUnavailable the tenant's Waycore entity could not be resolved (onboarding.entities)
 ```
@@ -27,17 +28,21 @@ class NotOwned(OnboardingError):
 class InvalidChoice(OnboardingError):
     """The bank choice cannot continue as entered.
 
-    `errors` maps form fields to messages; `suggestions` are supported banks the customer should
-    select instead of entering their portal as an unlisted bank."""
+    `errors` maps form fields to messages; `institution` is the bank it concerned, if any."""
 
-    def __init__(
-        self,
-        errors: dict[str, str],
-        *,
-        institution: Institution | None = None,
-        suggestions: list[Institution] | None = None,
-    ) -> None:
+    def __init__(self, errors: dict[str, str], *, institution: Institution | None = None) -> None:
         super().__init__("; ".join(errors.values()))
         self.errors = errors
         self.institution = institution
-        self.suggestions = suggestions or []
+
+
+class LooksListed(OnboardingError):
+    """The portal entered for an unlisted bank is on the host or registrable domain of listed
+    banks (`institutions`): the customer is offered them, and chooses. The name and portal are
+    kept as typed, to go on unchanged if they answer that theirs is different."""
+
+    def __init__(self, institutions: list[Institution], *, bank_name: str, portal_url: str) -> None:
+        super().__init__(", ".join(i.name for i in institutions))
+        self.institutions = institutions
+        self.bank_name = bank_name
+        self.portal_url = portal_url

@@ -8,8 +8,9 @@ The rules, each in one place:
 - ownership before Waycore: a draft or connection id is proven against the tenant's own rows
   before any Waycore call (`owned_draft`, `owned_connection`);
 - the bank choice: a listed bank by explicit selection, or an unlisted one by an HTTPS portal URL
-  kept exactly as typed, which may not belong to a supported bank (`choose_listed`,
-  `choose_unlisted`); the bank name typed is never sent to Waycore;
+  kept exactly as typed; a portal on a listed bank's host or registrable domain offers that
+  bank first, and the customer chooses (`choose_listed`, `choose_unlisted`); the bank name typed
+  is never sent to Waycore;
 - create or return, with the tenant's entity resolved server-side and a lost entity repaired
   once (`create_connection`);
 - finish setup: only populated credentials, sent once, then setup completion, with the 409
@@ -21,7 +22,8 @@ The rules, each in one place:
 - repairs: a corrected connection for a connection whose portal URL Waycore could not use
   (`correct_portal`), and bank-issued credentials sent again for re-authentication
   (`resubmit_credentials`);
-- manual sync honours the cooldown locally: inside it nothing is sent to Waycore (`start_sync`).
+- manual sync honours the 45-minute cooldown locally, from an accepted sync or a 429's
+  `Retry-After`: inside it no sync is sent to Waycore (`start_sync`).
 
 Every auditable step (connection created or returned, credentials submitted, setup completed,
 sync requested, connection deleted, draft discarded) is recorded through `AuditTrail`, and every
@@ -30,18 +32,22 @@ event for the host goes through `HostEvents`: both are passed in, like the store
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
+from publicsuffixlist import PublicSuffixList
+
 from config import DEFAULT_SETUP_GUIDE_URL
 from host import HostUser
 from onboarding import events as host_events
 from onboarding.audit import AuditAction, AuditTrail
 from onboarding.entities import EntityResolver
-from onboarding.errors import InvalidChoice, NotOwned
+from onboarding.errors import InvalidChoice, LooksListed, NotOwned
 from onboarding.events import ATTENTION_STATUSES, HostEvents
 from onboarding.journey import Step, is_waiting, step_for
 from store import Draft, OwnedConnection, Store
@@ -269,9 +275,15 @@ async def choose_unlisted(
     draft: Draft | None,
     bank_name: str,
     portal_url: str,
+    *,
+    not_listed: bool = False,
 ) -> BankChoice:
     """A bank the catalog does not have: its name (kept here only) and a valid HTTPS portal URL,
-    exactly as typed, that belongs to no supported bank."""
+    exactly as typed.
+
+    When the portal is on the host or registrable domain of a listed bank, `LooksListed` offers
+    that bank first; nothing is chosen for the customer. Once they answer that theirs is
+    different (`not_listed`), the portal URL goes on exactly as typed."""
     url, url_error = validate_portal_url(portal_url)
     errors = {}
     if not bank_name:
@@ -282,12 +294,10 @@ async def choose_unlisted(
         errors["portal_url"] = url_error
     if errors or url is None:
         raise InvalidChoice(errors)
-    matches = await supported_banks_on(waycore, url)
-    if matches:
-        raise InvalidChoice(
-            {"portal_url": "This bank is supported. Select it from the list below."},
-            suggestions=matches,
-        )
+    if not not_listed:
+        matches = await listed_banks_like(waycore, url)
+        if matches:
+            raise LooksListed(matches, bank_name=bank_name, portal_url=url)
     fields: dict[str, str | None] = {
         "institution_id": None,
         "institution_name": None,
@@ -304,15 +314,35 @@ async def choose_unlisted(
     return BankChoice(draft, None, url)
 
 
-async def supported_banks_on(waycore: WaycoreClient, portal_url: str) -> list[Institution]:
-    """Supported institutions whose login portal is on the host the customer typed: they must
-    select that institution instead. Only the portal's host is searched for; the bank name the
-    customer typed stays in this app (it is never sent to Waycore, not even as a search)."""
+@functools.cache
+def _public_suffixes() -> PublicSuffixList:
+    """The public suffix list bundled with `publicsuffixlist` (read once; no network)."""
+    return PublicSuffixList()
+
+
+def registrable_domain(host: str) -> str:
+    """`secure.chase.com` -> `chase.com`, `online.bank.co.uk` -> `bank.co.uk` (by the public
+    suffix list); an IP address or a bare public suffix is its own."""
+    host = host.lower().strip(".")
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return _public_suffixes().privatesuffix(host) or host
+    return host
+
+
+async def listed_banks_like(waycore: WaycoreClient, portal_url: str) -> list[Institution]:
+    """Listed banks with a sign-in portal on the same host, or the same registrable domain, as
+    the portal the customer typed (`https://chase.com/login` and `secure.chase.com`).
+
+    Only that domain is searched for: the bank name the customer typed stays in this app (it is
+    never sent to Waycore, not even as a search), and so does the rest of the portal URL."""
     host = (urlsplit(portal_url).hostname or "").lower()
+    domain = registrable_domain(host)
     found: list[Institution] = []
-    for candidate in await waycore.search_institutions(host, limit=20):
-        domains = {(urlsplit(u).hostname or "").lower() for u in candidate.portal_urls}
-        if host in domains:
+    for candidate in await waycore.search_institutions(domain, limit=20):
+        hosts = {(urlsplit(u).hostname or "").lower() for u in candidate.portal_urls}
+        if host in hosts or domain in {registrable_domain(h) for h in hosts if h}:
             found.append(candidate)
     return found
 
@@ -505,7 +535,8 @@ class SyncOutcome:
 async def start_sync(
     store: Store, waycore: WaycoreClient, audit: AuditTrail, user: HostUser, connection_id: str
 ) -> SyncOutcome:
-    """Ask Waycore for a manual sync, unless its cooldown is known to be running."""
+    """Ask Waycore for a manual sync, unless its cooldown is known to be running. An accepted
+    sync starts the guide's 45-minute cooldown; a 429 one of `Retry-After` seconds."""
     outcome = await _sync(store, waycore, user.tenant.id, connection_id)
     await audit.record(
         AuditAction.SYNC_REQUESTED, user, connection_id=connection_id, outcome=outcome.result
@@ -528,7 +559,12 @@ async def _sync(
         return SyncOutcome("cooling_down", await owned_record(store, tenant_id, connection_id))
     except Conflict:
         return SyncOutcome("busy", owned)
-    return SyncOutcome("started", owned, connection)
+    # An accepted manual sync starts Waycore's cooldown: keep the control off for all of it.
+    await store.set_sync_allowed_at(
+        tenant_id, connection_id, time.time() + DEFAULT_SYNC_COOLDOWN_SECONDS
+    )
+    log.info("sync of %s accepted; next manual sync after the cooldown", connection_id)
+    return SyncOutcome("started", await owned_record(store, tenant_id, connection_id), connection)
 
 
 async def delete_connection(

@@ -1,5 +1,5 @@
 /* The app's only script, kept small: copy buttons, arrow-key navigation of bank suggestions,
-   focus after page swaps. Everything works without it; it only adds comfort. No eval, no inline
+   focus after page swaps, no stale step on Back and Forward. Everything works without it; it only adds comfort. No eval, no inline
    handlers (the CSP forbids them). */
 (function () {
   "use strict";
@@ -79,13 +79,35 @@
     input.setAttribute("aria-expanded", open ? "true" : "false");
   });
 
-  // After a step replaces <main>, move focus to its heading so keyboard and screen-reader users
-  // start at the top of the new step.
+  // After a step replaces <main>, move focus to where the user should start: a failed submit's
+  // error summary (it is also announced), a bank the entered portal looks like, else the step's
+  // heading, so keyboard and screen-reader users start at the top of the new step.
   document.addEventListener("htmx:afterSwap", function (event) {
     if (event.detail && event.detail.target && event.detail.target.id === "main") {
-      var heading = document.querySelector("#main h1");
-      if (heading) heading.focus({ preventScroll: false });
+      var start = document.querySelector("#main [data-error-summary], #main [data-offer], #main h1");
       window.scrollTo(0, 0);
+      if (start) start.focus({ preventScroll: true });
     }
+  });
+
+  // A link in an error summary moves focus to its field (not only the scroll position).
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest(".error-summary a[href^='#']");
+    if (!link) return;
+    var field = document.getElementById(link.getAttribute("href").slice(1));
+    if (!field) return;
+    event.preventDefault();
+    field.scrollIntoView({ block: "center" });
+    field.focus({ preventScroll: true });
+  });
+
+  // Back and Forward: htmx keeps no snapshots of these pages (they hold bank details), so it
+  // loads the step the URL names afresh. Until it arrives, hide the step being left, so it never
+  // shows under the new URL.
+  window.addEventListener("popstate", function (event) {
+    if (event.state && event.state.htmx) document.documentElement.classList.add("history-loading");
+  });
+  window.addEventListener("pageshow", function () {
+    document.documentElement.classList.remove("history-loading");
   });
 })();

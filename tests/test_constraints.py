@@ -299,6 +299,7 @@ def test_the_password_is_sent_once_even_when_waycore_fails(
     assert len(puts) == 1 and puts[0].status == 503
     page = soup(response)
     assert page.select_one(".alert-danger .reference code") is not None
-    assert "enter the password again" in page.select_one("#bank-password-error").get_text()
+    assert "enter the password again" in page.select_one("#bank-password-again").get_text()
+    assert not page.select_one("#bank-password").has_attr("aria-invalid")
     assert page.select_one("#bank-password")["value"] == ""
     assert SENTINEL_PASSWORD not in response.text and SENTINEL_PASSWORD not in caplog.text

@@ -25,7 +25,7 @@ import handoff
 from host import DEMO_DIRECTORY, SESSION_ID_KEY, HostUser
 from security import csrf_token
 from store import SessionUser
-from views import htmx
+from views import htmx, inputs
 from views.guards import app_state, current_user
 from views.render import render
 from views.urls import url_for
@@ -58,8 +58,7 @@ async def signin_page(request: Request) -> Response:
 async def signin(request: Request) -> Response:
     if not app_state(request).settings.demo_mode:
         raise HTTPException(404)
-    form = await request.form()
-    user = DEMO_DIRECTORY.get(str(form.get("user_id", "")))
+    user = DEMO_DIRECTORY.get((await inputs.form(request)).raw("user_id"))
     if user is None:
         context = {"tenants": DEMO_DIRECTORY.tenants(), "error": "Choose a user to sign in as."}
         return render(request, "signin.html", context, status=422)

@@ -2,7 +2,8 @@
 
 Progress here is a local draft (`/connections/drafts/{id}`), scoped by tenant and never holding a
 secret. The customer searches the catalog (nothing is ever auto-selected) and explicitly picks a
-bank, or enters an unlisted bank's HTTPS portal URL. "Continue" creates or returns the Waycore
+bank, or enters an unlisted bank's HTTPS portal URL (one on a listed bank's domain is offered
+that bank first; the customer chooses). "Continue" creates or returns the Waycore
 connection; from then on its id is the resume key and the setup screens (`views.setup`) take
 over. Discarding a draft is local only.
 """
@@ -13,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -21,10 +21,10 @@ from starlette.routing import Route
 from host import HostUser
 from onboarding import service
 from onboarding.entities import EntityUnavailable
-from onboarding.errors import InvalidChoice
+from onboarding.errors import InvalidChoice, LooksListed
 from onboarding.journey import Step
 from store import Draft
-from views import funnel, htmx
+from views import funnel, htmx, inputs
 from views.errors import Problem, problem_for
 from views.guards import app_state, owned_draft, require_user
 from views.render import flash, render
@@ -37,28 +37,18 @@ TEMPLATE = "connections/choose_bank.html"
 MAX_QUERY = 100
 
 
-def form_text(form: FormData, name: str, limit: int) -> str:
-    """A text field, trimmed and capped at `limit` characters ("" when absent)."""
-    value = form.get(name)
-    return value.strip()[:limit] if isinstance(value, str) else ""
-
-
-def query_text(request: Request, name: str, limit: int = MAX_QUERY) -> str:
-    return request.query_params.get(name, "").strip()[:limit]
-
-
 @dataclass
 class ChooseBank:
     """What the step shows: a search (`q`, `results`), a selected bank (`institution`), the
-    unlisted-bank form as typed (`unlisted`), supported banks matching an entered portal
-    (`suggestions`), field `errors`, and a Waycore `problem`."""
+    unlisted-bank form as typed (`unlisted`), listed banks an entered portal looks like
+    (`offer`), field `errors`, and a Waycore `problem`."""
 
     draft: Draft | None = None
     q: str = ""
     institution: Institution | None = None
     results: list[Institution] | None = None
     unlisted: dict[str, str] | None = None
-    suggestions: list[Institution] = field(default_factory=list)
+    offer: LooksListed | None = None
     errors: dict[str, str] = field(default_factory=dict)
     problem: Problem | None = None
     entity_problem: bool = False
@@ -66,7 +56,6 @@ class ChooseBank:
     def refused(self, exc: InvalidChoice) -> ChooseBank:
         self.errors = exc.errors
         self.institution = exc.institution or self.institution
-        self.suggestions = exc.suggestions
         return self
 
     def context(self) -> dict[str, Any]:
@@ -81,16 +70,25 @@ class ChooseBank:
             "steps": steps_progress(Step.CHOOSE_BANK),
             "q": self.q,
             "draft": draft,
+            "created": bool(draft and draft.connection_id),
             "institution": self.institution,
             "results": self.results,
             "unlisted": unlisted or {},
-            "unlisted_open": bool(unlisted or self.suggestions),
+            "unlisted_open": bool(unlisted or self.offer),
             "errors": self.errors,
             "problem": self.problem,
-            "suggestions": self.suggestions,
+            "offer": self.offer,
             "portal_url": draft.portal_url if draft else None,
             "entity_problem": self.entity_problem,
         }
+
+
+def _query(fields: inputs.Fields, page: ChooseBank) -> ChooseBank:
+    """The search text of a form or query string (refused: a message under the search box)."""
+    page.q = fields.text("q", MAX_QUERY)
+    if "q" in fields.errors:
+        page.errors["search"] = fields.errors["q"]
+    return page
 
 
 async def _search(request: Request, page: ChooseBank) -> None:
@@ -104,7 +102,7 @@ async def choose_bank(request: Request) -> Response:
     """Connection details with no draft yet; `?q=` runs the search without JavaScript."""
     user = await require_user(request, "connect")
     await app_state(request).entities.prefetch(user.tenant)
-    page = ChooseBank(q=query_text(request, "q"))
+    page = _query(inputs.query(request), ChooseBank())
     if page.q:
         await _search(request, page)
     await funnel.step_viewed(request, user, Step.CHOOSE_BANK)
@@ -114,10 +112,11 @@ async def choose_bank(request: Request) -> Response:
 async def search_institutions(request: Request) -> Response:
     """Search as you type: the suggestions list only (debounced by htmx on the input)."""
     user = await require_user(request, "connect")
-    page = ChooseBank(q=query_text(request, "q"))
-    page.draft = await owned_draft(request, user, query_text(request, "draft_id", 64))
+    fields = inputs.query(request)
+    page = _query(fields, ChooseBank())
+    page.draft = await owned_draft(request, user, fields.id("draft_id"))
     if not htmx.is_htmx(request):
-        url = url_for(request, "choose_bank") + "?" + urlencode({"q": page.q})
+        url = url_for(request, "choose_bank") + ("?" + urlencode({"q": page.q}) if page.q else "")
         return htmx.navigate(request, url)
     if len(page.q) >= 2:
         await _search(request, page)
@@ -127,16 +126,17 @@ async def search_institutions(request: Request) -> Response:
 async def select_institution(request: Request) -> Response:
     """The customer explicitly picked a suggestion: start (or update) the local draft with it."""
     user = await require_user(request, "connect")
-    form = await request.form()
+    fields = await inputs.form(request)
     state = app_state(request)
-    page = ChooseBank(q=form_text(form, "q", MAX_QUERY))
-    page.draft = await owned_draft(request, user, form_text(form, "draft_id", 64))
+    page = _query(fields, ChooseBank())
+    page.draft = await owned_draft(request, user, fields.id("draft_id"))
     try:
         draft = await service.select_institution(
-            state.store, state.waycore, user, page.draft, form_text(form, "institution_id", 200)
+            state.store, state.waycore, user, page.draft, fields.id("institution_id") or ""
         )
     except InvalidChoice as exc:
-        return render(request, TEMPLATE, ChooseBank(q=page.q).refused(exc).context(), status=422)
+        page = ChooseBank(draft=page.draft, q=page.q).refused(exc)
+        return render(request, TEMPLATE, page.context(), status=422)
     except WaycoreError as exc:
         page.problem = await problem_for(request, exc, "reading the chosen institution")
         return render(request, TEMPLATE, page.context())
@@ -147,16 +147,18 @@ async def select_institution(request: Request) -> Response:
 
 async def draft_page(request: Request) -> Response:
     """Draft resume: connection details as the draft left them (`?change=1`: choosing another
-    bank for this same draft)."""
+    bank for this same draft). Once the draft has become a Waycore connection, this step shows
+    what was chosen, with the way on: Back from the next step lands here, not forward again."""
     user = await require_user(request, "connect")
     draft = await owned_draft(request, user, request.path_params["draft_id"])
     assert draft is not None
+    fields = inputs.query(request)
+    page = _query(fields, ChooseBank(draft=draft))
     if draft.connection_id:
-        return htmx.navigate(request, _resume_url(request, draft))
+        return render(request, TEMPLATE, page.context())
     state = app_state(request)
     await state.entities.prefetch(user.tenant)
-    page = ChooseBank(draft=draft, q=query_text(request, "q"))
-    if request.query_params.get("change"):
+    if fields.raw("change"):
         if page.q:
             await _search(request, page)
     elif draft.institution_id:
@@ -182,25 +184,34 @@ async def discard_draft(request: Request) -> Response:
 
 
 async def _choice(
-    request: Request, user: HostUser, form: FormData, page: ChooseBank
+    request: Request, user: HostUser, fields: inputs.Fields, page: ChooseBank
 ) -> service.BankChoice:
-    """The bank the form chose, listed or unlisted (`InvalidChoice` when it cannot go on). The
-    unlisted form's values are kept on `page`, to be shown again as typed."""
+    """The bank the form chose, listed or unlisted (`InvalidChoice` when it cannot go on,
+    `LooksListed` to offer a listed bank first). The unlisted form's values are kept on `page`,
+    to be shown again as typed."""
     state = app_state(request)
-    mode = form_text(form, "mode", 16)
+    mode = fields.raw("mode")
     if mode == "listed":
-        portal_url = form_text(form, "portal_url", service.MAX_URL)
+        portal_url = fields.text("portal_url", service.MAX_URL)
+        if fields.errors:
+            raise InvalidChoice(fields.errors)
         return await service.choose_listed(
             state.store, state.waycore, user.tenant.id, page.draft, portal_url
         )
     if mode == "unlisted":
-        raw_url = form.get("portal_url")
         page.unlisted = {
-            "bank_name": form_text(form, "bank_name", service.MAX_BANK_NAME + 1),
-            "portal_url": raw_url if isinstance(raw_url, str) else "",
+            "bank_name": fields.text("bank_name", service.MAX_BANK_NAME + 1),
+            "portal_url": fields.text("portal_url", service.MAX_URL + 1, strip=False),
         }
+        if fields.errors:  # nothing unreadable is stored or sent on
+            raise InvalidChoice(fields.errors)
         return await service.choose_unlisted(
-            state.store, state.waycore, user, page.draft, **page.unlisted
+            state.store,
+            state.waycore,
+            user,
+            page.draft,
+            **page.unlisted,
+            not_listed=fields.raw("not_listed") == "yes",
         )
     raise InvalidChoice({"search": "Choose your bank, or enter its portal URL."})
 
@@ -209,14 +220,14 @@ async def continue_details(request: Request) -> Response:
     """Continue from connection details: create or return the Waycore connection, then go to
     the step it belongs on."""
     user = await require_user(request, "connect")
-    form = await request.form()
-    draft = await owned_draft(request, user, form_text(form, "draft_id", 64))
+    fields = await inputs.form(request)
+    draft = await owned_draft(request, user, fields.id("draft_id"))
     if draft is not None and draft.connection_id:
         return htmx.navigate(request, _resume_url(request, draft))
     state = app_state(request)
     page, status = ChooseBank(draft=draft), 200
     try:
-        choice = await _choice(request, user, form, page)
+        choice = await _choice(request, user, fields, page)
         page = ChooseBank(draft=choice.draft, institution=choice.institution)
         if choice.institution is None:
             await funnel.unlisted_bank_entered(request, user, choice.portal_url)
@@ -225,6 +236,8 @@ async def continue_details(request: Request) -> Response:
         )
     except InvalidChoice as exc:
         page, status = page.refused(exc), 422
+    except LooksListed as exc:
+        page.offer = exc
     except EntityUnavailable as exc:
         page.problem = await problem_for(
             request, exc.cause, "resolving the customer's Waycore entity"

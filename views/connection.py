@@ -1,8 +1,9 @@
 """A connection's page: status, accounts, daily balances, paged transactions, sync and delete.
 
 Data is read only from a usable (ready and active) connection. Sync is optional (activation
-starts the first one) and honours the 45-minute cooldown locally: after a 429 nothing is sent to
-Waycore until `Retry-After` has passed. Delete is for admins, after an explicit confirmation.
+starts the first one) and honours the 45-minute cooldown locally: after an accepted sync (45
+minutes) or a 429 (its `Retry-After`) no sync is sent to Waycore until the cooldown has passed.
+Delete is for admins, after an explicit confirmation.
 
 A connection in a recoverable state is read again with backoff (`status-watch`); when its status
 changes the page reloads itself (or goes where the journey table says), so a connection Waycore
@@ -17,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -25,9 +27,10 @@ from host import HostUser
 from onboarding import service
 from onboarding.journey import Step, step_for
 from store import OwnedConnection
-from views import htmx
+from views import htmx, inputs
 from views.errors import Problem, problem_for
 from views.guards import app_state, ensure_step, owned_connection, require_user
+from views.guards import connection_id as guarded_connection_id
 from views.render import flash, render
 from views.status import SYNC_LABELS, sync_label, watch_attempt, watch_context
 from views.urls import step_url, url_for
@@ -101,12 +104,22 @@ async def _data(request: Request, connection: Connection, cursor: str | None) ->
     }
 
 
+def _cursor(request: Request) -> str | None:
+    """The `?cursor=` of a transactions page: Waycore's opaque cursor, refused (400) before it
+    goes anywhere when it cannot be one."""
+    fields = inputs.query(request)
+    cursor = fields.text("cursor", 4096)
+    if fields.errors or (cursor and not inputs.is_cursor(cursor)):
+        raise HTTPException(400, "That page of transactions does not exist. Start from the newest.")
+    return cursor or None
+
+
 async def connection_page(request: Request) -> Response:
     """A connection's page; setup-stage connections are sent to their step."""
     user = await require_user(request, "read")
+    cursor = _cursor(request)
     owned, connection = await owned_connection(request, user)
     ensure_step(request, Step.CONNECTION, connection)
-    cursor = request.query_params.get("cursor") or None
     poll = app_state(request).settings.poll_interval_seconds
     context = {
         "owned": owned,
@@ -157,8 +170,8 @@ async def transactions_page(request: Request) -> Response:
     """The next page of transactions (`nextCursor`), appended by htmx under the table; the first
     page again (the table) when a sync has brought new ones."""
     user = await require_user(request, "read")
+    cursor = _cursor(request)
     _, connection = await owned_connection(request, user)
-    cursor = request.query_params.get("cursor") or None
     if not htmx.is_htmx(request):
         suffix = "?" + urlencode({"cursor": cursor}) if cursor else ""
         return htmx.navigate(
@@ -185,7 +198,7 @@ async def sync_panel(request: Request) -> Response:
         return htmx.navigate(request, url_for(request, "connection", connection_id=connection.id))
     context = _sync_context(user, owned, connection)
     response = render(request, TEMPLATE, context, block="sync_panel")
-    if connection.sync_status != "syncing" and request.query_params.get("after") == "sync":
+    if connection.sync_status != "syncing" and inputs.query(request).raw("after") == "sync":
         htmx.with_trigger(response, "transactionsChanged")
     return response
 
@@ -199,12 +212,27 @@ SYNC_MESSAGES = {
 }
 
 
+async def _current(request: Request, tenant_id: str, connection_id: str) -> Connection | None:
+    """Waycore's view of the connection, for the panel's status line (None if it cannot be read
+    just now: the panel then shows what it knows)."""
+    state = app_state(request)
+    try:
+        _, connection = await service.owned_connection(
+            state.store, state.waycore, state.events, tenant_id, connection_id
+        )
+    except WaycoreError:
+        return None
+    return connection
+
+
 async def sync(request: Request) -> Response:
     """Manual sync: 202 -> "Syncing now"; 409 -> calm retry; 429 -> disabled until allowed.
 
-    Inside a cooldown Waycore told us about, nothing at all is sent to Waycore."""
+    An accepted sync starts Waycore's 45-minute cooldown, and so does a 429 (for its
+    `Retry-After`): inside it no sync request is sent to Waycore, and the button stays disabled.
+    A refused sync keeps the panel's status line (the connection is read for it)."""
     user = await require_user(request, "connect")
-    connection_id = request.path_params["connection_id"]
+    connection_id = guarded_connection_id(request)
     state = app_state(request)
     try:
         outcome = await service.start_sync(
@@ -212,12 +240,13 @@ async def sync(request: Request) -> Response:
         )
     except WaycoreError as exc:
         owned = await service.owned_record(state.store, user.tenant.id, connection_id)
-        context = _sync_context(
-            user, owned, None, problem=await problem_for(request, exc, "starting a sync")
-        )
+        connection = await _current(request, user.tenant.id, connection_id)
+        problem = await problem_for(request, exc, "starting a sync")
+        context = _sync_context(user, owned, connection, problem=problem)
     else:
         message = SYNC_MESSAGES.get(outcome.result)
-        context = _sync_context(user, outcome.owned, outcome.connection, message=message)
+        connection = outcome.connection or await _current(request, user.tenant.id, connection_id)
+        context = _sync_context(user, outcome.owned, connection, message=message)
         if outcome.result == "started":  # 202: queued; poll until Waycore reports idle again
             context.update(sync_state="syncing", sync_label_text=SYNC_LABELS["syncing"])
     if not htmx.is_htmx(request):
@@ -249,11 +278,11 @@ async def delete(request: Request) -> Response:
     """`DELETE /v1/connections/{id}` only with the confirmation field set."""
     user = await require_user(request, "delete")
     owned, connection = await owned_connection(request, user)
-    form = await request.form()
-    replacement = await _replacement(request, user, form.get("replaced_by"))
+    form = await inputs.form(request)
+    replacement = await _replacement(request, user, form.raw("replaced_by"))
     context: dict[str, Any] = {"connection": connection, "owned": owned}
     context["replacement"] = replacement
-    if form.get("confirm") != "delete":
+    if form.raw("confirm") != "delete":
         context["error"] = "Tick the box to confirm you want to delete this connection."
         return render(request, "connections/delete.html", context, status=422)
     state = app_state(request)

@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from urllib.parse import urlsplit
 
+from markupsafe import Markup
+
 
 def portal_domain(url: str | None) -> str:
     """The host name of a portal URL, shown next to institution names."""
@@ -43,6 +45,16 @@ def when(value: str | float | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def when_html(value: str | float | None) -> Markup:
+    """`when`, with its date and its time each kept on one line (a date never breaks at its
+    hyphens, "2026-" / "11-26")."""
+    text = when(value)
+    day, _, rest = text.partition(" ")
+    if not rest:
+        return Markup('<span class="nowrap">{}</span>').format(text)
+    return Markup('<span class="nowrap">{}</span> <span class="nowrap">{}</span>').format(day, rest)
+
+
 def duration(seconds: float | None) -> str:
     """`2700` -> `45 minutes`; short waits in seconds."""
     if seconds is None:
@@ -53,4 +65,17 @@ def duration(seconds: float | None) -> str:
     return f"{minutes} minutes" if minutes < 120 else f"{round(minutes / 60)} hours"
 
 
-FILTERS = {"portal_domain": portal_domain, "money": money, "when": when, "duration": duration}
+def first_sentence(text: str) -> str:
+    """The first sentence of `text` (a list row has room for one, never for half of one)."""
+    head, dot, _ = text.partition(". ")
+    return head + "." if dot else text
+
+
+FILTERS = {
+    "portal_domain": portal_domain,
+    "money": money,
+    "when": when,
+    "when_html": when_html,
+    "duration": duration,
+    "first_sentence": first_sentence,
+}

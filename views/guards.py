@@ -4,8 +4,9 @@
   auth, the entity resolver), typed;
 - `require_user(request, permission)`: the signed-in user with that permission, else
   `SignInRequired` (to the sign-in page) or `PermissionDenied` (403);
-- `owned_connection(request, user)`: the connection in the URL, proven the tenant's before any
-  Waycore call (`onboarding.errors.NotOwned`, a 404, otherwise);
+- `owned_connection(request, user)`: the connection in the URL, checked for the shape of an id
+  and proven the tenant's before any Waycore call (`onboarding.errors.NotOwned`, a 404,
+  otherwise); `owned_draft` likewise for a draft;
 - `ensure_step(request, step, connection)`: returns when `step` may show this connection, else
   raises `WrongStep`, which navigates to the step it belongs on (the journey table,
   `onboarding.journey`).
@@ -22,9 +23,11 @@ from host import HostAuth, HostUser, Permission
 from onboarding import service
 from onboarding.audit import AuditTrail
 from onboarding.entities import EntityResolver
+from onboarding.errors import NotOwned
 from onboarding.events import HostEvents
 from onboarding.journey import Step, may_show
 from store import Draft, OwnedConnection, Store
+from views.inputs import is_id
 from views.urls import step_url
 from waycore.client import WaycoreClient
 from waycore.models import Connection
@@ -89,21 +92,32 @@ async def require_user(request: Request, permission: Permission = "read") -> Hos
     return user
 
 
-async def owned_draft(request: Request, user: HostUser, draft_id: str) -> Draft | None:
-    """The tenant's draft named in a form or query (None when none is named); a foreign,
-    expired or unknown id raises `NotOwned` (404)."""
-    if not draft_id:
+async def owned_draft(request: Request, user: HostUser, draft_id: str | None) -> Draft | None:
+    """The tenant's draft named in the URL, a form or a query (None when none is named); an id
+    of the wrong shape (`None`, see `views.inputs`), a foreign, expired or unknown id raises
+    `NotOwned` (404)."""
+    if draft_id == "":
         return None
+    if draft_id is None or not is_id(draft_id):
+        raise NotOwned(str(draft_id))
     return await service.owned_draft(app_state(request).store, user.tenant.id, draft_id)
+
+
+def connection_id(request: Request) -> str:
+    """The connection id in the URL, checked for the shape of an id before it goes anywhere
+    (`NotOwned`, a 404, otherwise)."""
+    value = str(request.path_params["connection_id"])
+    if not is_id(value):
+        raise NotOwned(value)
+    return value
 
 
 async def owned_connection(request: Request, user: HostUser) -> tuple[OwnedConnection, Connection]:
     """The tenant's record and Waycore's view of the connection in the URL (see
     `onboarding.service.owned_connection`)."""
     state = app_state(request)
-    connection_id = request.path_params["connection_id"]
     return await service.owned_connection(
-        state.store, state.waycore, state.events, user.tenant.id, connection_id
+        state.store, state.waycore, state.events, user.tenant.id, connection_id(request)
     )
 
 

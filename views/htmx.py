@@ -25,13 +25,17 @@ VARY = "HX-Request, HX-History-Restore-Request"
 #: again, still polling, instead of an error (`views.errors`).
 POLLED_REGIONS = frozenset({"activation-status", "sync-panel", "delegated-details", "status-watch"})
 
-#: htmx settings (read from a meta tag, so no inline script): no eval, no inline styles, no
-#: script tags from swapped content, no history snapshots of pages holding bank details, same-
-#: origin requests only, and error responses swapped in so their messages show.
+#: htmx settings (read from a meta tag, so no inline script): no eval, no inline styles (neither
+#: its indicator styles nor `style` attributes carried over when a swap settles: htmx copies
+#: `attributesToSettle` from the old element, where an extension or password manager may have
+#: set a style the CSP would refuse), no script tags from swapped content, no history snapshots
+#: of pages holding bank details, same-origin requests only, and error responses swapped in so
+#: their messages show.
 CONFIG = {
     "allowEval": False,
     "allowScriptTags": False,
     "includeIndicatorStyles": False,
+    "attributesToSettle": ["class", "width", "height"],
     "historyCacheSize": 0,
     "refreshOnHistoryMiss": True,
     "selfRequestsOnly": True,

@@ -21,13 +21,13 @@ from starlette.routing import Route
 
 from onboarding import service
 from onboarding.entities import EntityUnavailable
-from onboarding.errors import InvalidChoice
+from onboarding.errors import InvalidChoice, LooksListed
 from onboarding.journey import Step
-from views import funnel, htmx
+from views import funnel, htmx, inputs
 from views.errors import problem_for
 from views.guards import app_state, ensure_step, owned_connection, require_user
 from views.render import flash, render
-from views.setup import PASSWORD_AGAIN, form_values, read_credentials
+from views.setup import PASSWORD_AGAIN, form_values, password_again, read_credentials
 from views.urls import step_url, url_for
 from waycore.errors import WaycoreError
 
@@ -57,9 +57,10 @@ async def reauth(request: Request) -> Response:
     user = await require_user(request, "connect")
     owned, connection = await owned_connection(request, user)
     ensure_step(request, Step.REAUTH, connection)
-    credentials, errors = read_credentials(await request.form())
+    credentials, errors = read_credentials(await inputs.form(request))
     context: dict[str, Any] = {"owned": owned, "connection": connection}
-    context.update(values=form_values(credentials), errors={})
+    again = PASSWORD_AGAIN if password_again(credentials, errors) else None
+    context.update(values=form_values(credentials), errors={}, password_again=again)
     state = app_state(request)
     try:
         if errors:
@@ -68,8 +69,7 @@ async def reauth(request: Request) -> Response:
             state.waycore, state.audit, user, connection.id, credentials
         )
     except InvalidChoice as exc:
-        again = {"password": PASSWORD_AGAIN} if credentials.password else {}
-        context["errors"] = {**again, **exc.errors}
+        context["errors"] = exc.errors
         return render(request, REAUTH, context, status=422)
     except service.CredentialsRefused as exc:
         problem = await problem_for(request, exc.cause, "sending credentials again")
@@ -83,8 +83,6 @@ async def reauth(request: Request) -> Response:
             "itself when the connection recovers.",
         )
         return htmx.navigate(request, step_url(request, connection))
-    if credentials.password:
-        context["errors"] = {"password": PASSWORD_AGAIN}
     return render(request, REAUTH, context)
 
 
@@ -109,12 +107,14 @@ async def correct(request: Request) -> Response:
     user = await require_user(request, "connect")
     owned, connection = await owned_connection(request, user)
     ensure_step(request, Step.CORRECT_PORTAL, connection)
-    raw = (await request.form()).get("portal_url")
-    portal_url = raw.strip()[: service.MAX_URL + 1] if isinstance(raw, str) else ""
+    fields = await inputs.form(request)
+    portal_url = fields.text("portal_url", service.MAX_URL + 1)
     state = app_state(request)
     context = await _correct_context(request, owned=owned, connection=connection)
     context["values"] = {"portal_url": portal_url}
     try:
+        if fields.errors:
+            raise InvalidChoice(dict(fields.errors))
         result = await service.correct_portal(
             state.store,
             state.waycore,
@@ -127,7 +127,11 @@ async def correct(request: Request) -> Response:
             portal_url,
         )
     except InvalidChoice as exc:
-        context.update(errors=exc.errors, suggestions=exc.suggestions)
+        context["errors"] = exc.errors
+        return render(request, CORRECT, context, status=422)
+    except LooksListed as exc:
+        message = "This address belongs to a bank Waycore supports. Connect it from the list."
+        context.update(errors={"portal_url": message}, suggestions=exc.institutions)
         return render(request, CORRECT, context, status=422)
     except EntityUnavailable as exc:
         context["problem"] = await problem_for(request, exc.cause, "resolving the entity")

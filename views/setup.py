@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -23,8 +22,7 @@ from starlette.routing import Route
 from onboarding import service
 from onboarding.journey import Step, step_for
 from store import OwnedConnection
-from views import funnel, htmx
-from views.choose_bank import form_text
+from views import funnel, htmx, inputs
 from views.errors import Problem, problem_for
 from views.guards import app_state, ensure_step, owned_connection, require_user
 from views.render import flash, render
@@ -65,6 +63,7 @@ def _finish_context(
     values: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     problem: Problem | None = None,
+    again: bool = False,
 ) -> dict[str, Any]:
     return {
         "steps": steps_progress(Step.FINISH_SETUP),
@@ -73,24 +72,25 @@ def _finish_context(
         "values": values or {},
         "errors": errors or {},
         "problem": problem,
+        "password_again": PASSWORD_AGAIN if again else None,
     }
 
 
-def read_credentials(form: FormData) -> tuple[service.Credentials, dict[str, str]]:
+def read_credentials(fields: inputs.Fields) -> tuple[service.Credentials, dict[str, str]]:
     """The bank-issued details of a form (finish setup, re-authentication), and errors by
-    field. A password is never put back into the form: with any error it is asked again."""
+    field. A password is never put back into the form, and never marked invalid because another
+    field was: it is only ever refused for what it holds itself."""
     limit = service.MAX_CREDENTIAL
-    raw_password = form.get("password")
+    password = fields.text("password", limit + 1, strip=False)
     credentials = service.Credentials(
-        bank_username=form_text(form, "bank_username", limit + 1),
-        bank_customer_id=form_text(form, "bank_customer_id", limit + 1),
-        password=raw_password if isinstance(raw_password, str) and raw_password.strip() else None,
+        bank_username=fields.text("bank_username", limit + 1),
+        bank_customer_id=fields.text("bank_customer_id", limit + 1),
+        password=password if password.strip() else None,
     )
-    errors = {
-        name: f"Keep this under {limit} characters."
-        for name in ("bank_username", "bank_customer_id")
-        if len(getattr(credentials, name)) > limit
-    }
+    errors = dict(fields.errors)
+    for name in ("bank_username", "bank_customer_id"):
+        if len(getattr(credentials, name)) > limit:
+            errors[name] = f"Keep this under {limit} characters."
     if credentials.password is not None and len(credentials.password) > limit:
         errors["password"] = f"Keep the password under {limit} characters."
     return credentials, errors
@@ -104,15 +104,18 @@ def form_values(credentials: service.Credentials) -> dict[str, str]:
     }
 
 
-def read_finish_form(form: FormData) -> tuple[service.Credentials, dict[str, str]]:
+def password_again(credentials: service.Credentials, errors: dict[str, str]) -> bool:
+    """A password typed is never rendered back: if the form comes back, say to enter it again."""
+    return credentials.password is not None or "password" in errors
+
+
+def read_finish_form(fields: inputs.Fields) -> tuple[service.Credentials, dict[str, str]]:
     """(the optional bank-issued details, errors by field)."""
-    credentials, errors = read_credentials(form)
-    if form.get("confirm_active") != "yes":
+    credentials, errors = read_credentials(fields)
+    if fields.raw("confirm_active") != "yes":
         errors["confirm_active"] = "Confirm that the delegated user is active in your bank portal."
-    if form.get("accept_terms") != "yes":
+    if fields.raw("accept_terms") != "yes":
         errors["accept_terms"] = "Accept the Waycore terms of use to continue."
-    if errors and credentials.password is not None:
-        errors.setdefault("password", PASSWORD_AGAIN)  # never rendered back: ask again
     return credentials, errors
 
 
@@ -132,18 +135,18 @@ async def finish(request: Request) -> Response:
     user = await require_user(request, "connect")
     owned, connection = await owned_connection(request, user)
     ensure_step(request, Step.FINISH_SETUP, connection)
-    credentials, errors = read_finish_form(await request.form())
+    credentials, errors = read_finish_form(await inputs.form(request))
     values = form_values(credentials)
+    again = password_again(credentials, errors)
     if errors:
-        context = _finish_context(owned, connection, values=values, errors=errors)
+        context = _finish_context(owned, connection, values=values, errors=errors, again=again)
         return render(request, "connections/finish.html", context, status=422)
     state = app_state(request)
     try:
         await service.finish_setup(state.waycore, state.audit, user, connection.id, credentials)
     except WaycoreError as exc:
         problem = await problem_for(request, exc, "completing setup")
-        again = {"password": PASSWORD_AGAIN} if credentials.password else {}
-        context = _finish_context(owned, connection, values=values, errors=again, problem=problem)
+        context = _finish_context(owned, connection, values=values, problem=problem, again=again)
         return render(request, "connections/finish.html", context)
     return htmx.navigate(request, step_url(request, connection, Step.ACTIVATION))
 

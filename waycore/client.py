@@ -625,7 +625,14 @@ class WaycoreClient:
 
 
 def _seg(value: str) -> str:
-    """One path segment: ids never carry `/`, `?` or `#`, so a crafted id cannot leave `/v1`."""
-    if not value or any(c in value for c in "/?#%\\") or value in {".", ".."}:
+    """One path segment: ids never carry `/`, `?`, `#`, `%`, a backslash, whitespace, control or
+    non-ASCII characters, so a crafted id cannot leave `/v1` or break the request line."""
+    if (
+        not value
+        or not value.isascii()
+        or not value.isprintable()
+        or any(c in value for c in "/?#%\\ ")
+        or value in {".", ".."}
+    ):
         raise ValueError(f"invalid Waycore id: {value!r}")
     return value

@@ -11,12 +11,13 @@ JavaScript error, violate the CSP, or request anything outside the app's own ori
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import SCREENSHOTS, PageLog
+from tests.e2e.conftest import PageLog
 
 pytestmark = pytest.mark.e2e
 
@@ -42,11 +43,39 @@ def _url(pattern: str) -> re.Pattern[str]:
     return re.compile(r"^https?://[^/]+" + pattern + r"$")
 
 
-def _shot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    # caret="initial": the default caret hiding leaves `style=""` on the page's inputs, which the
-    # CSP (style-src 'self') then reports when htmx settles those inputs after a later swap.
-    page.screenshot(path=str(SCREENSHOTS / name), full_page=True, caret="initial")
+#: Recorded right after each Back or Forward (once the browser and the app have handled the
+#: popstate): which URL, which step's heading, and whether that step is on screen.
+HISTORY_FRAMES = """
+window.addEventListener("popstate", function () {
+  setTimeout(function () {
+    var main = document.getElementById("main");
+    var heading = main && main.querySelector("h1");
+    window.__e2eHistoryFrame(JSON.stringify({
+      url: location.pathname,
+      heading: heading ? heading.textContent.trim() : "",
+      visible: main ? main.checkVisibility({visibilityProperty: true}) : false
+    }));
+  }, 0);
+});
+"""
+
+
+def _record_history_frames(page: Page) -> list[dict[str, object]]:
+    frames: list[dict[str, object]] = []
+
+    def record(frame: str) -> None:
+        frames.append(json.loads(frame))
+
+    page.context.expose_function("__e2eHistoryFrame", record)
+    page.context.add_init_script(HISTORY_FRAMES)
+    return frames
+
+
+def _assert_no_stale_step(frames: list[dict[str, object]]) -> None:
+    """Under a URL reached by Back or Forward, the step being left is never on screen."""
+    assert frames, "no Back or Forward was recorded"
+    shown = [f for f in frames if f["visible"]]
+    assert not shown, f"a step showed under another step's URL: {shown}"
 
 
 def _sign_in_as_alice(page: Page) -> None:
@@ -92,7 +121,6 @@ def _details_listed(page: Page) -> None:
     expect(radios.nth(0)).to_be_checked()  # the canonical portal, preselected
     expect(radios.nth(1)).not_to_be_checked()
     expect(page.locator(".portal-choice")).to_contain_text("(default)")
-    _shot(page, "connection-details.png")
     page.get_by_text("www.chase.com", exact=True).click()
     expect(radios.nth(1)).to_be_checked()
     expect(radios.nth(0)).not_to_be_checked()
@@ -145,8 +173,6 @@ def _delegated_user(page: Page, *, listed: bool) -> str:
     expect(guide).to_have_attribute("href", "https://docs.waycore.com/user-setup")
     expect(guide).to_have_attribute("target", "_blank")
     expect(guide).to_have_attribute("rel", re.compile("noopener"))
-    if listed:
-        _shot(page, "delegated-user.png")
 
     # Reload: the pushed URL serves the same step as a full page.
     page.reload()
@@ -154,6 +180,16 @@ def _delegated_user(page: Page, *, listed: bool) -> str:
     expect(page.locator("#main h1")).to_contain_text("Create a delegated user at")
     expect(rows).to_have_count(len(COPY_FIELDS))
     assert page.locator("#value-username").inner_text().strip() == username
+    if listed:
+        # Back lands on the step the URL names (the details, now settled), not forward again.
+        page.go_back()
+        expect(page).to_have_url(_url(r"/connections/drafts/[A-Za-z0-9_-]+\?q=chase"))
+        expect(page.locator("#main h1")).to_have_text("Connect your bank")
+        expect(page.locator("[aria-current=step]")).to_contain_text("Connection details")
+        expect(page.locator(".selected-bank.created h2")).to_have_text("JPMorgan Chase")
+        page.go_forward()
+        expect(page).to_have_url(_url(f"/connections/{connection_id}/delegated-user"))
+        expect(rows).to_have_count(len(COPY_FIELDS))
     return connection_id
 
 
@@ -171,23 +207,40 @@ def _finish_setup(page: Page, connection_id: str, *, listed: bool) -> None:
     page.go_forward()
     expect(page).to_have_url(_url(f"/connections/{connection_id}/finish"))
     expect(page.locator("#main h1")).to_have_text("Finish setup")
-    if listed:
-        _shot(page, "finish-setup.png")
 
     password = page.get_by_label("Password")
+    # A bank-issued secret passed on once: the browser is not invited to generate or save it.
+    expect(password).to_have_attribute("autocomplete", "off")
+    # A password manager or extension styles the fields; htmx must not carry those inline styles
+    # over to the swapped-in form (the CSP refuses inline styles: a console error).
+    page.evaluate(
+        """() => ["bank-password", "bank-username"].forEach(id => {
+            document.getElementById(id).style.backgroundImage = "none"; })"""
+    )
     password.fill("correct horse battery staple")
     page.get_by_role("button", name="Finish setup").click()
+    # The failed submit is announced: an error summary, focused, linking to each field.
+    summary = page.locator(".error-summary[role=alert]")
+    expect(summary).to_be_focused()
+    expect(summary.locator("a")).to_have_count(2)
     expect(page.locator("#confirm-active-error")).to_have_text(
         "Confirm that the delegated user is active in your bank portal."
     )
     expect(page.locator("#accept-terms-error")).to_have_text(
         "Accept the Waycore terms of use to continue."
     )
-    expect(page.locator("#bank-password-error")).to_have_text(
+    # The optional password is never marked invalid because other fields were.
+    expect(page.locator("#bank-password-again")).to_have_text(
         "For your security, enter the password again."
     )
+    expect(password).not_to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#bank-password-error")).to_have_count(0)
     expect(password).to_have_value("")
+    assert page.locator("#bank-password").get_attribute("style") is None
+    assert page.locator("#bank-username").get_attribute("style") is None
     expect(page).to_have_url(_url(f"/connections/{connection_id}/finish"))
+    summary.locator("a", has_text="Confirm that the delegated user").click()
+    expect(page.get_by_label("The delegated user is created and active")).to_be_focused()
 
     page.get_by_label("Customer ID").fill("ACME-0042")
     password.fill("correct horse battery staple")
@@ -235,6 +288,23 @@ def _load_more_transactions(page: Page) -> None:
     assert re.search(CONNECTION_URL + "$", page.url)
 
 
+def _sync_now(page: Page) -> None:
+    """An accepted sync starts the 45-minute cooldown: the control stays disabled through it
+    (also after the sync itself is over, and after a reload), with the status line kept."""
+    button = page.get_by_role("button", name="Sync now")
+    expect(button).to_be_enabled()
+    button.click()
+    expect(page.locator("#sync-panel .sync-state")).to_contain_text("Syncing now")
+    expect(page.locator("#sync-panel .sync-state")).to_contain_text(
+        "Not currently syncing", timeout=20_000
+    )
+    expect(button).to_be_disabled()
+    expect(page.locator("#sync-panel .cooldown")).to_contain_text("next sync is allowed at")
+    page.reload()
+    expect(page.get_by_role("button", name="Sync now")).to_be_disabled()
+    expect(page.locator("#sync-panel .sync-state")).to_contain_text("last synced")
+
+
 def _delete(page: Page, connection_id: str) -> None:
     page.get_by_role("link", name=re.compile("Delete connection")).click()
     expect(page).to_have_url(_url(f"/connections/{connection_id}/delete"))
@@ -270,6 +340,7 @@ def _assert_clean(page_log: PageLog, expected_422: set[str]) -> None:
 @pytest.mark.parametrize("bank", ["listed", "unlisted"])
 def test_connect_a_bank_end_to_end(page: Page, page_log: PageLog, bank: str) -> None:
     listed = bank == "listed"
+    frames = _record_history_frames(page)
     _sign_in_as_alice(page)
     _open_new_connection(page)
     if listed:
@@ -282,6 +353,7 @@ def test_connect_a_bank_end_to_end(page: Page, page_log: PageLog, bank: str) -> 
     _activation_then_detail(page, connection_id)
     _load_more_transactions(page)
     if listed:
+        _sync_now(page)
         _delete(page, connection_id)
     # The only 4xx answers were the validation steps the journey provoked on purpose.
     expected_422 = (
@@ -290,3 +362,4 @@ def test_connect_a_bank_end_to_end(page: Page, page_log: PageLog, bank: str) -> 
         else {"/connections/continue", "/connections/{id}/finish"}
     )
     _assert_clean(page_log, expected_422)
+    _assert_no_stale_step(frames)

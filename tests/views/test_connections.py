@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from tests.support import (
     Browser,
@@ -211,7 +212,9 @@ def test_sync_accepted_shows_syncing_now_and_polls_until_idle(
     )
     panel = soup(polled).select_one("#sync-panel")
     assert "Not currently syncing" in panel.select_one(".sync-state").get_text()
-    assert not panel.has_attr("hx-trigger")  # polling stops
+    # The 5 s polling stops; what is left is one refresh when the 45-minute cooldown ends.
+    delay = float(panel["hx-trigger"].split("delay:")[1].rstrip("s"))
+    assert 40 * 60 < delay <= 45 * 60 + 1
     assert polled.headers["hx-trigger"] == "transactionsChanged"
 
 
@@ -225,26 +228,55 @@ def test_sync_while_syncing_gets_a_calm_retry_message(bob: Browser, sandbox: San
     assert sandbox.calls("PUT")[-1].status == 409
 
 
-def test_sync_cooldown_shows_when_and_makes_no_call_until_then(
+def _disabled(panel: Any) -> bool:
+    return panel.select_one("button.sync-button").has_attr("disabled")
+
+
+def test_an_accepted_sync_keeps_the_control_disabled_for_the_whole_cooldown(
+    bob: Browser, sandbox: SandboxHandle
+) -> None:
+    """The 45-minute cooldown starts when Waycore accepts a manual sync: once that sync is over,
+    "Sync now" stays disabled until the cooldown ends, and nothing is sent to Waycore inside it."""
+    connection_id = ready_connection(bob, sandbox)
+    bob.post(f"/connections/{connection_id}/sync", htmx=True, target="sync-panel")
+    assert sandbox.calls("PUT")[-1].status == 202
+    sandbox.advance(10)  # that sync is over; the 45-minute cooldown is running
+    polled = bob.get(
+        f"/connections/{connection_id}/sync?after=sync", htmx=True, target="sync-panel"
+    )
+    panel = soup(polled).select_one("#sync-panel")
+    assert _disabled(panel)
+    assert "next sync is allowed at" in panel.select_one(".cooldown").get_text()
+    detail = soup(bob.get(f"/connections/{connection_id}"))
+    assert _disabled(detail.select_one("#sync-panel"))
+
+    sandbox.clear()
+    again = bob.post(f"/connections/{connection_id}/sync", htmx=True, target="sync-panel")
+    assert sandbox.calls("PUT") == []  # no sync reaches Waycore inside the cooldown
+    panel = soup(again).select_one("#sync-panel")
+    assert _disabled(panel)
+    # The refusal keeps the panel's status line.
+    assert "Not currently syncing" in panel.select_one(".sync-state").get_text()
+    assert "last synced" in panel.select_one(".sync-state").get_text()
+
+
+def test_a_429_from_waycore_disables_sync_until_retry_after_and_keeps_the_status_line(
     bob: Browser, sandbox: SandboxHandle
 ) -> None:
     connection_id = ready_connection(bob, sandbox)
-    bob.post(f"/connections/{connection_id}/sync", htmx=True, target="sync-panel")
-    sandbox.advance(10)  # that sync is over; the 45-minute cooldown is running
+    path = f"/v1/connections/{connection_id}/sync"
+    sandbox.fault(mode="rateLimit", retryAfter=1800, count=1, pathPrefix=path)
     response = bob.post(f"/connections/{connection_id}/sync", htmx=True, target="sync-panel")
     assert sandbox.calls("PUT")[-1].status == 429
     panel = soup(response).select_one("#sync-panel")
     assert "next sync is allowed at" in panel.select_one(".cooldown").get_text()
-    assert panel.select_one("button.sync-button").has_attr("disabled")
+    assert _disabled(panel)
+    assert "Not currently syncing" in panel.select_one(".sync-state").get_text()
     delay = float(panel["hx-trigger"].split("delay:")[1].rstrip("s"))
-    assert 40 * 60 < delay <= 45 * 60 + 1
-
+    assert 25 * 60 < delay <= 30 * 60 + 1
     sandbox.clear()
-    again = bob.post(f"/connections/{connection_id}/sync", htmx=True, target="sync-panel")
-    assert sandbox.requests == []  # nothing reaches Waycore inside the cooldown
-    assert soup(again).select_one("button.sync-button").has_attr("disabled")
-    detail = soup(bob.get(f"/connections/{connection_id}"))
-    assert detail.select_one("button.sync-button").has_attr("disabled")
+    bob.post(f"/connections/{connection_id}/sync", htmx=True, target="sync-panel")
+    assert sandbox.calls("PUT") == []
 
 
 def test_viewer_has_no_sync_button_and_cannot_post_one(

@@ -197,7 +197,9 @@ def test_reauth_on_a_ready_connection_says_what_to_check_and_resends_details(
     )
     assert too_long.status_code == 422 and sandbox.calls("PUT") == []
     assert "under 256" in text_of(too_long, "#bank-username-error")
-    assert "enter the password again" in text_of(too_long, "#bank-password-error").lower()
+    # The password is asked for again, without being marked invalid for another field's error.
+    assert "enter the password again" in text_of(too_long, "#bank-password-again").lower()
+    assert soup(too_long).select_one("#bank-password[aria-invalid]") is None
     assert "n3w-bank-pass" not in too_long.text
 
     sent = alice.post(
@@ -246,7 +248,8 @@ def test_when_waycore_refuses_new_details_the_customer_is_sent_to_support(
     assert "did not take new sign-in details" in alert.get_text()
     assert alert.select_one(".support .reference code").get_text().startswith("req_")
     assert "pw-123456" not in response.text
-    assert "enter the password again" in text_of(response, "#bank-password-error").lower()
+    assert "enter the password again" in text_of(response, "#bank-password-again").lower()
+    assert soup(response).select_one("#bank-password[aria-invalid]") is None
 
 
 # ---------------------------------------------------------------------------- errored, watched

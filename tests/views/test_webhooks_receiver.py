@@ -54,7 +54,8 @@ def test_a_signed_activation_event_clears_the_drafts_without_a_csrf_token(
     connection_id = start_listed(alice, "chase")
     draft_id = location.split("/")[-1]
     alice.post("/connections/continue", {"draft_id": draft_id, "mode": "listed"})
-    assert alice.get(f"/connections/drafts/{draft_id}").status_code == 303  # has a connection
+    # it has a connection: its page shows what was chosen and the way on
+    assert alice.get(f"/connections/drafts/{draft_id}").status_code == 200
     sandbox.set_status(connection_id, "active", "ready")  # what the event reports, at Waycore
     assert deliver(client, status_changed("evt_1", connection_id)) == 200
     assert alice.get(f"/connections/drafts/{draft_id}").status_code == 404
@@ -71,7 +72,7 @@ def test_an_event_is_checked_against_waycore_before_acting(
     )
     assert deliver(client, status_changed("evt_1", connection_id)) == 200
     assert sandbox.calls("GET", f"/v1/connections/{connection_id}")
-    assert alice.get(f"/connections/drafts/{draft_id}").status_code == 303  # kept
+    assert alice.get(f"/connections/drafts/{draft_id}").status_code == 200  # kept
 
 
 def test_the_same_event_twice_is_processed_once(client: TestClient) -> None:

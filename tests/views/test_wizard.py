@@ -192,21 +192,80 @@ def test_unlisted_bank_sends_the_portal_url_exactly_as_typed_and_never_the_name(
     assert "Fjord Savings Bank" in page.select_one("h1").get_text()
 
 
-def test_unlisted_portal_of_a_supported_bank_is_blocked_until_it_is_selected(
+@pytest.mark.parametrize(
+    "portal",
+    [
+        "https://secure.chase.com/web/auth/dashboard",  # a listed portal's own host
+        "https://chase.com/login",  # another host of the same registrable domain
+        "https://online.chase.com/business?x=1",
+    ],
+)
+def test_an_unlisted_portal_on_a_listed_banks_domain_offers_that_bank_and_chooses_nothing(
+    alice: Browser, sandbox: SandboxHandle, portal: str
+) -> None:
+    sandbox.clear()
+    response = alice.post(
+        "/connections/continue",
+        {"mode": "unlisted", "bank_name": "My Chase Account", "portal_url": portal},
+        htmx=True,
+    )
+    assert response.status_code == 200
+    page = soup(response)
+    offer = page.select_one("section.offer")
+    assert offer is not None
+    assert "This looks like JPMorgan Chase" in offer.select_one("h2").get_text()
+    use = offer.select_one("button[name=institution_id]")
+    assert use["value"] == "chase" and "Use JPMorgan Chase" in use.get_text()
+    declined = offer.select_one("form input[name=not_listed][value=yes]").find_parent("form")
+    assert declined.select_one("input[name=portal_url]")["value"] == portal
+    assert declined.select_one("input[name=bank_name]")["value"] == "My Chase Account"
+    # Nothing was chosen or created: no connection, no draft.
+    assert not sandbox.calls("POST", "/v1/connections")
+    assert soup(alice.get("/connections")).select("[data-draft-id]") == []
+    # Only the portal's registrable domain was searched for: never the name the customer typed.
+    searches = sandbox.calls("GET", "/v1/institutions")
+    assert [dict(c.query).get("query") for c in searches] == ["chase.com"]
+    for recorded in sandbox.requests:
+        assert "My Chase" not in str(recorded.query) + str(recorded.body)
+
+
+def test_using_the_offered_bank_selects_it_for_the_draft(alice: Browser) -> None:
+    response = alice.post("/connections/drafts", {"institution_id": "chase"})
+    page = soup(alice.get(response.headers["location"]))
+    assert page.select_one("#selected-bank-title").get_text(strip=True) == "JPMorgan Chase"
+
+
+def test_no_mine_is_different_sends_the_portal_url_exactly_as_typed(
     alice: Browser, sandbox: SandboxHandle
 ) -> None:
+    portal = "https://chase.com/Login.aspx?ref=ours&lang=en"
     response = alice.post(
         "/connections/continue",
         {
             "mode": "unlisted",
-            "bank_name": "My Chase",
-            "portal_url": "https://secure.chase.com/web/auth/dashboard",
+            "bank_name": "Chase Harbor Credit Union",
+            "portal_url": portal,
+            "not_listed": "yes",
         },
     )
-    assert response.status_code == 422
-    suggestion = soup(response).select_one("button.option[name=institution_id]")
-    assert suggestion is not None and suggestion["value"] == "chase"
-    assert not sandbox.calls("POST", "/v1/connections")
+    assert response.status_code == 303
+    (create,) = sandbox.calls("POST", "/v1/connections")
+    assert create.body["portalUrl"] == portal
+    assert "institutionId" not in create.body
+    assert "Chase Harbor" not in str(create.body)
+
+
+def test_a_portal_on_another_domain_is_not_offered_a_listed_bank(
+    alice: Browser, sandbox: SandboxHandle
+) -> None:
+    # `chase.com.example` is not chase.com: its registrable domain is its own.
+    response = alice.post(
+        "/connections/continue",
+        {"mode": "unlisted", "bank_name": "Lookalike", "portal_url": "https://chase.com.example/"},
+    )
+    assert response.status_code == 303
+    (create,) = sandbox.calls("POST", "/v1/connections")
+    assert create.body["portalUrl"] == "https://chase.com.example/"
 
 
 def test_discarding_a_draft_before_a_connection_makes_no_waycore_call(
