@@ -10,7 +10,7 @@ non-secret progress of the wizard.
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Double, Index, MetaData, Table, Text
+from sqlalchemy import Column, Double, Index, Integer, MetaData, Table, Text
 
 metadata = MetaData()
 
@@ -89,4 +89,33 @@ webhook_events = Table(
     Column("event_id", Text, primary_key=True),
     Column("type", Text, nullable=False),
     Column("received_at", Double, nullable=False),
+)
+
+
+#: The last state seen of each connection (`resource`: Waycore's JSON of it), shared by every
+#: tab, user and instance: `version` moves when what a page shows changes, `data_version` when
+#: new account data may be available; `source` says where it came from (poll, webhook, action);
+#: no upstream check before `check_after` (a `Retry-After`); `refreshing_until` is the claim of
+#: the one instance checking it now.
+connection_state = Table(
+    "connection_state",
+    metadata,
+    Column("connection_id", Text, primary_key=True),
+    Column("tenant_id", Text, nullable=False),
+    Column("resource", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("data_version", Integer, nullable=False),
+    Column("fetched_at", Double, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("check_after", Double),
+    Column("refreshing_until", Double),
+    Column("sync_available_at", Double),
+)
+
+#: Actions Waycore asked to wait for (`Retry-After`): none is sent again before `until`.
+backoffs = Table(
+    "backoffs",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("until", Double, nullable=False),
 )
