@@ -58,8 +58,13 @@ class Settings:
     setup_guides: dict[str, str] = field(default_factory=dict)
     #: Days after which an untouched local draft is deleted.
     draft_ttl_days: int = 30
-    #: Seconds between activation polls on the activation step.
+    #: Seconds between activation polls on the activation step, and at most one check of a
+    #: connection with Waycore per this many seconds, however many watch it.
     poll_interval_seconds: int = 5
+    #: How long a status check may be held waiting for a change (long-poll; 0: not held).
+    long_poll_seconds: float = 25.0
+    #: Held status checks per process; beyond, a check is answered at once.
+    long_poll_max_waiters: int = 1000
     #: Signing secret of the webhook registration pointing at `/webhooks/waycore` (from the
     #: Waycore console). Unset: the receiver answers 404, unless `webhook_url` is set with the
     #: embedded sandbox, which then registers it and keeps the secret in memory.
@@ -231,6 +236,8 @@ def _load(env_file: str | Path | None) -> Settings:
         ),
         draft_ttl_days=config("DRAFT_TTL_DAYS", cast=int, default=30),
         poll_interval_seconds=config("POLL_INTERVAL_SECONDS", cast=int, default=5),
+        long_poll_seconds=config("LONG_POLL_SECONDS", cast=float, default=25.0),
+        long_poll_max_waiters=config("LONG_POLL_MAX_WAITERS", cast=int, default=1000),
         webhook_secret=config("WAYCORE_WEBHOOK_SECRET", cast=Secret, default=None) or None,
         webhook_url=config("WEBHOOK_URL", default="") or None,
         root_path=_root_path(config("ROOT_PATH", default="")),

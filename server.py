@@ -40,6 +40,7 @@ from logs import LOG_CONFIG, RequestIdMiddleware
 from mounting import RUNTIME, KeepHostSession, StartOnFirstUse
 from onboarding.audit import AuditTrail
 from onboarding.entities import EntityResolver
+from onboarding.live import LiveStatus
 from onboarding.events import HostEvents, Sender
 from onboarding.operations import purge_periodically, register_webhook
 from security import CSRFMiddleware, SecurityHeadersMiddleware
@@ -158,6 +159,15 @@ def create_app(
                 worker = asyncio.create_task(sender.run())
                 stack.callback(worker.cancel)
             app.state.host_events = events
+            live = LiveStatus(
+                store,
+                client,
+                interval=settings.poll_interval_seconds,
+                hold=settings.long_poll_seconds,
+                max_waiters=settings.long_poll_max_waiters,
+            )
+            await live.start()
+            stack.push_async_callback(live.close)  # every held request is released
             state = AppState(
                 settings=settings,
                 store=store,
@@ -167,6 +177,7 @@ def create_app(
                 webhook_secret=webhook_secret,
                 events=events,
                 audit=AuditTrail(),
+                live=live,
             )
             _warn_about_demo_mode(settings)
             setattr(app.state, RUNTIME, {STATE_KEY: state})

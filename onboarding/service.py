@@ -36,7 +36,7 @@ import functools
 import ipaddress
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -50,6 +50,7 @@ from onboarding.entities import EntityResolver
 from onboarding.errors import InvalidChoice, LooksListed, NotOwned
 from onboarding.events import ATTENTION_STATUSES, HostEvents
 from onboarding.journey import Step, is_waiting, step_for
+from onboarding.live import LiveStatus, Reading
 from store import Draft, OwnedConnection, Store
 from waycore.client import WaycoreClient
 from waycore.errors import BadRequest, Conflict, NotFound, RateLimited, WaycoreError
@@ -83,21 +84,32 @@ async def owned_record(store: Store, tenant_id: str, connection_id: str) -> Owne
     return owned
 
 
-async def owned_connection(
-    store: Store, waycore: WaycoreClient, events: HostEvents, tenant_id: str, connection_id: str
-) -> tuple[OwnedConnection, Connection]:
-    """The tenant's local record and Waycore's view of the connection.
+async def read_connection(
+    live: LiveStatus, events: HostEvents, tenant_id: str, connection_id: str
+) -> Reading:
+    """The tenant's connection as the app last saw it, checked with Waycore when due
+    (`onboarding.live`).
 
     Another tenant's (or an unknown) id raises `NotOwned` before any Waycore call. A connection
     Waycore no longer has is forgotten locally and its `NotFound` raised. A connection read as
     ready is settled (its drafts cleared, the host told) the first time."""
-    owned = await owned_record(store, tenant_id, connection_id)
-    try:
-        connection = await waycore.get_connection(connection_id)
-    except NotFound:
-        await store.forget_connection(tenant_id, connection_id)
-        raise
-    return await settle(store, events, owned, connection), connection
+    reading = await live.read(tenant_id, connection_id)
+    owned = await settle(live.store, events, reading.owned, reading.connection)
+    return replace(reading, owned=owned) if owned is not reading.owned else reading
+
+
+async def owned_connection(
+    live: LiveStatus, events: HostEvents, tenant_id: str, connection_id: str
+) -> tuple[OwnedConnection, Connection]:
+    """`read_connection`, as the local record and Waycore's view of the connection."""
+    reading = await read_connection(live, events, tenant_id, connection_id)
+    return reading.owned, reading.connection
+
+
+async def record_seen(store: Store, tenant_id: str, connection: Connection) -> None:
+    """What Waycore answered one of the app's own writes is the connection's state from now on:
+    no read shows one older than the app's own last write."""
+    await store.save_state(tenant_id, connection.id, connection.to_api(), "action")
 
 
 async def settle(
@@ -125,11 +137,12 @@ class Watched:
     owned: OwnedConnection
     connection: Connection
     changed: bool
+    #: The state read: its version, and until when Waycore asked to wait before a check.
+    reading: Reading
 
 
 async def watch(
-    store: Store,
-    waycore: WaycoreClient,
+    live: LiveStatus,
     events: HostEvents,
     tenant_id: str,
     connection_id: str,
@@ -138,18 +151,18 @@ async def watch(
     """Read a connection a page is watching, which last showed it in status `seen`. A change into
     a status that needs attention is reported to the host (once per change: the event id is
     derived from the connection, its status and Waycore's `updatedAt`)."""
-    owned, connection = await owned_connection(store, waycore, events, tenant_id, connection_id)
+    reading = await read_connection(live, events, tenant_id, connection_id)
+    owned, connection = reading.owned, reading.connection
     seen = known_status(seen)
     changed = seen is not None and seen != connection.status
     if changed and connection.status in ATTENTION_STATUSES:
         event = host_events.needs_attention(connection, tenant_id, previous_status=seen)
         await events.emit(event)
-    return Watched(owned, connection, changed)
+    return Watched(owned, connection, changed, reading)
 
 
 async def status_changed(
-    store: Store,
-    waycore: WaycoreClient,
+    live: LiveStatus,
     events: HostEvents,
     reported: Connection,
     previous_status: str | None,
@@ -159,24 +172,53 @@ async def status_changed(
     The connection is read again, so the host events carry the same ids as when a watching page
     sees the change (a read that fails falls back to what the webhook reported). A connection
     now ready is settled; one now needing attention is reported to the host."""
+    store = live.store
     tenant_id = await store.tenant_of(reported.id)
     owned = await store.owned_connection(tenant_id, reported.id) if tenant_id else None
     if tenant_id is None or owned is None:
         return
     try:
-        connection = await waycore.get_connection(reported.id)
+        connection = (await live.refresh(tenant_id, reported.id, source="webhook")).connection
     except NotFound:
         await store.forget_connection(tenant_id, reported.id)
         return
     except WaycoreError as exc:
         log.warning("could not read %s after its webhook (%s); using the event", reported.id, exc)
-        connection = reported
+        connection = await _as_reported(store, tenant_id, reported)
     await settle(store, events, owned, connection)
     if connection.status in ATTENTION_STATUSES:
         event = host_events.needs_attention(
             connection, tenant_id, previous_status=known_status(previous_status)
         )
         await events.emit(event)
+
+
+async def _as_reported(store: Store, tenant_id: str, reported: Connection) -> Connection:
+    """The last state seen, with the status and kind a webhook reported (kept as a webhook's
+    state: fresh for a while, then checked with Waycore again)."""
+    state = await store.connection_state(reported.id)
+    resource = dict(state.resource) if state else reported.to_api()
+    resource.update(status=reported.status, kind=reported.kind or resource.get("kind"))
+    await store.save_state(tenant_id, reported.id, resource, "webhook")
+    return Connection.from_api(resource)
+
+
+async def sync_available(live: LiveStatus, connection_id: str) -> None:
+    """A webhook said new transaction data is available: a sync has finished (Waycore signals a
+    sync's completion so). Account data read before is old, and the connection is read again
+    (its `syncStatus` is not in the event), as the one check in flight for it."""
+    store = live.store
+    await store.mark_sync_available(connection_id)
+    tenant_id = await store.tenant_of(connection_id)
+    if tenant_id is None:
+        return
+    try:
+        await live.refresh(tenant_id, connection_id, source="webhook")
+    except NotFound:
+        await store.forget_connection(tenant_id, connection_id)
+    except WaycoreError as exc:  # its state stays as it was, and is checked again when due
+        log.warning("could not read %s after its sync webhook (%s)", connection_id, exc)
+        await store.expire_state(connection_id)
 
 
 # ---------------------------------------------------------------------------- choosing the bank
@@ -398,6 +440,7 @@ async def create_connection(
     action = AuditAction.CONNECTION_CREATED if result.created else AuditAction.CONNECTION_RETURNED
     await audit.record(action, user, connection_id=connection.id, draft_id=choice.draft.id)
     owned = await owned_record(store, user.tenant.id, connection.id)
+    await record_seen(store, user.tenant.id, connection)
     await settle(store, events, owned, connection)
     return result
 
@@ -435,8 +478,8 @@ async def _send_credentials(
     user: HostUser,
     connection_id: str,
     credentials: Credentials,
-) -> None:
-    await waycore.update_credentials(
+) -> Connection:
+    connection = await waycore.update_credentials(
         connection_id,
         bank_username=credentials.bank_username or None,
         bank_customer_id=credentials.bank_customer_id or None,
@@ -448,9 +491,11 @@ async def _send_credentials(
         connection_id=connection_id,
         fields=credentials.field_names,
     )
+    return connection
 
 
 async def finish_setup(
+    store: Store,
     waycore: WaycoreClient,
     audit: AuditTrail,
     user: HostUser,
@@ -463,12 +508,15 @@ async def finish_setup(
     try:
         if credentials.any:
             await _send_credentials(waycore, audit, user, connection_id, credentials)
-        await waycore.complete_setup(connection_id)
+        completed = await waycore.complete_setup(connection_id)
     except Conflict:
-        if not await _setup_completed(waycore, connection_id):
+        current = await _current(waycore, connection_id)
+        if current is None or current.status == "draft":
             raise
+        await record_seen(store, user.tenant.id, current)
         outcome = "already completed"
     else:
+        await record_seen(store, user.tenant.id, completed)
         outcome = "completed"
     await audit.record(
         AuditAction.SETUP_COMPLETED, user, connection_id=connection_id, outcome=outcome
@@ -484,6 +532,7 @@ class CredentialsRefused(Exception):
 
 
 async def resubmit_credentials(
+    store: Store,
     waycore: WaycoreClient,
     audit: AuditTrail,
     user: HostUser,
@@ -498,17 +547,18 @@ async def resubmit_credentials(
             {"bank_username": "Enter at least one of the details your bank issued."}
         )
     try:
-        await _send_credentials(waycore, audit, user, connection_id, credentials)
+        connection = await _send_credentials(waycore, audit, user, connection_id, credentials)
     except Conflict as exc:
         raise CredentialsRefused(exc) from exc
+    await record_seen(store, user.tenant.id, connection)
 
 
-async def _setup_completed(waycore: WaycoreClient, connection_id: str) -> bool:
+async def _current(waycore: WaycoreClient, connection_id: str) -> Connection | None:
+    """After a 409 of setup completion: the connection now (None if it cannot be read)."""
     try:
-        current = await waycore.get_connection(connection_id)
+        return await waycore.get_connection(connection_id)
     except WaycoreError:
-        return False
-    return current.status != "draft"
+        return None
 
 
 # ---------------------------------------------------------------------------- sync and delete
@@ -564,6 +614,8 @@ async def _sync(
         tenant_id, connection_id, time.time() + DEFAULT_SYNC_COOLDOWN_SECONDS
     )
     log.info("sync of %s accepted; next manual sync after the cooldown", connection_id)
+    if connection is not None:
+        await record_seen(store, tenant_id, connection)
     return SyncOutcome("started", await owned_record(store, tenant_id, connection_id), connection)
 
 

@@ -15,6 +15,8 @@ Besides the data, a store coordinates the app instances that share its database:
 
 from __future__ import annotations
 
+import asyncio
+import json
 import secrets
 import time
 from collections.abc import Mapping
@@ -22,15 +24,18 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Executable, and_, bindparam, delete, func, literal, select, update
+from sqlalchemy import Executable, and_, bindparam, delete, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from store import engine as _engine
 from store import migrate as _migrate
+from store.cache import MISSING, TTLCache
 from store.coordination import Coordinator, LocalCoordinator, PostgresCoordinator, Subscription
 from store.migrate import SchemaOutOfDate
 from store.schema import (
+    backoffs,
+    connection_state,
     connections,
     drafts,
     entity_map,
@@ -174,6 +179,12 @@ class Store:
         self._engine = engine
         self._coordinator = coordinator
         self._closed = False
+        #: Sessions and ownership are read on every request (every poll): kept a few seconds
+        #: in memory, dropped on this instance's own changes at once and on another instance's
+        #: as soon as its notification arrives (`INVALIDATE_CHANNEL`).
+        self._sessions: TTLCache[str, SessionRecord | None] = TTLCache(CACHE_SECONDS)
+        self._owned: TTLCache[tuple[str, str], OwnedConnection | None] = TTLCache(CACHE_SECONDS)
+        self._invalidations: asyncio.Task[None] | None = None
         self.draft_ttl_seconds = draft_ttl_days * DAY
         self.backend = engine.dialect.name
         insert_module = postgresql if self.backend == "postgresql" else sqlite
@@ -208,12 +219,34 @@ class Store:
             coordinator = LocalCoordinator(_engine.sqlite_file(url))
         else:
             coordinator = PostgresCoordinator(engine, _engine.libpq_conninfo(url))
-        return cls(engine, coordinator, draft_ttl_days=draft_ttl_days)
+        store = cls(engine, coordinator, draft_ttl_days=draft_ttl_days)
+        store._invalidations = asyncio.create_task(store._follow_invalidations())
+        return store
+
+    async def _follow_invalidations(self) -> None:
+        """Drop what another instance changed from the in-memory caches."""
+        async with self.listen(INVALIDATE_CHANNEL) as messages:
+            async for message in messages:
+                kind, _, key = message.partition(" ")
+                self._drop(kind, key)
+
+    def _drop(self, kind: str, key: str) -> None:
+        if kind == "session":
+            self._sessions.drop(key)
+        elif kind == "owned":
+            self._owned.drop_where(lambda cached: cached[1] == key)
+
+    async def _invalidate(self, kind: str, key: str) -> None:
+        self._drop(kind, key)
+        await self.notify(INVALIDATE_CHANNEL, f"{kind} {key}")
 
     async def close(self) -> None:
         """End every subscription, stop listening, close all connections; later calls raise
         `StoreClosed` instead of quietly opening new connections."""
         self._closed = True
+        if self._invalidations is not None:
+            self._invalidations.cancel()
+            await asyncio.gather(self._invalidations, return_exceptions=True)
         await self._coordinator.close()
         await self._engine.dispose()
 
@@ -300,8 +333,14 @@ class Store:
         return sid
 
     async def get_session(self, sid: str) -> SessionRecord | None:
-        row = await self._one(_GET_SESSION, sid=sid, now=time.time())
-        return SessionRecord(**row) if row else None
+        cached = self._sessions.get(sid)
+        if cached is not MISSING:
+            record = cached
+        else:
+            row = await self._one(_GET_SESSION, sid=sid, now=time.time())
+            record = SessionRecord(**row) if row else None
+            self._sessions.put(sid, record)
+        return record if record is not None and record.expires_at > time.time() else None
 
     # ------------------------------------------------------------------ handoff tokens
 
@@ -316,6 +355,7 @@ class Store:
 
     async def delete_session(self, sid: str) -> None:
         await self._write(delete(sessions).where(sessions.c.sid == sid))
+        await self._invalidate("session", sid)
 
     # ------------------------------------------------------------------ entity map
 
@@ -455,11 +495,18 @@ class Store:
                 where=c.tenant_id == excluded.tenant_id,
             )
         )
+        await self._invalidate("owned", connection_id)
         return await self.owned_connection(tenant_id, connection_id) is not None
 
     async def owned_connection(self, tenant_id: str, connection_id: str) -> OwnedConnection | None:
+        key = (tenant_id, connection_id)
+        cached = self._owned.get(key)
+        if cached is not MISSING:
+            return cached
         row = await self._one(_OWNED, tenant_id=tenant_id, connection_id=connection_id)
-        return _owned(row) if row else None
+        owned = _owned(row) if row else None
+        self._owned.put(key, owned)
+        return owned
 
     @staticmethod
     def _owned_by(tenant_id: str, connection_id: str) -> Any:
@@ -485,6 +532,13 @@ class Store:
             await connection.execute(
                 delete(connections).where(self._owned_by(tenant_id, connection_id))
             )
+            await connection.execute(
+                delete(connection_state).where(
+                    connection_state.c.tenant_id == tenant_id,
+                    connection_state.c.connection_id == connection_id,
+                )
+            )
+        await self._invalidate("owned", connection_id)
 
     async def settle_connection(self, tenant_id: str, connection_id: str) -> None:
         """The connection is ready: delete its drafts and remember that this was done, in one
@@ -500,6 +554,7 @@ class Store:
                 .where(self._owned_by(tenant_id, connection_id))
                 .values(settled_at=time.time())
             )
+        await self._invalidate("owned", connection_id)
 
     async def set_sync_allowed_at(self, tenant_id: str, connection_id: str, when: float) -> None:
         await self._write(
@@ -507,6 +562,7 @@ class Store:
             .where(self._owned_by(tenant_id, connection_id))
             .values(sync_allowed_at=when)
         )
+        await self._invalidate("owned", connection_id)
 
     # ------------------------------------------------------------------ webhook events
 
@@ -518,3 +574,187 @@ class Store:
             .on_conflict_do_nothing()
         )
         return count > 0
+
+    # ------------------------------------------------------------------ connection state
+
+    async def connection_state(self, connection_id: str) -> ConnectionState | None:
+        """The last state seen of a connection (shared by every instance), if any."""
+        row = await self._one(_STATE, connection_id=connection_id)
+        return _state(row) if row else None
+
+    async def save_state(
+        self,
+        tenant_id: str,
+        connection_id: str,
+        resource: dict[str, Any],
+        source: str,
+        *,
+        now: float | None = None,
+        data_changed: bool = False,
+    ) -> tuple[ConnectionState, bool]:
+        """Keep `resource` (Waycore's JSON of the connection) as its last state seen, from
+        `source` (poll, webhook, action). Returns the state and whether what a page shows
+        changed (then `version` moved, and every instance's listeners of `STATE_CHANNEL` are
+        told). Any claim on a refresh ends; any `Retry-After` wait is over."""
+        now = time.time() if now is None else now
+        body = json.dumps(resource, sort_keys=True, separators=(",", ":"))
+        for _ in range(3):  # optimistic: another instance may save between the read and write
+            current = await self.connection_state(connection_id)
+            if current is None:
+                inserted = await self._write(
+                    self._insert(connection_state)
+                    .values(
+                        connection_id=connection_id,
+                        tenant_id=tenant_id,
+                        resource=body,
+                        version=1,
+                        data_version=1,
+                        fetched_at=now,
+                        source=source,
+                    )
+                    .on_conflict_do_nothing()
+                )
+                if inserted:
+                    saved = await self.connection_state(connection_id)
+                    assert saved is not None
+                    await self.notify(STATE_CHANNEL, f"{connection_id} {saved.version}")
+                    return saved, True
+                continue
+            changed = _shown(current.resource) != _shown(resource)
+            values: dict[str, Any] = {
+                "resource": body,
+                "fetched_at": now,
+                "source": source,
+                "check_after": None,
+                "refreshing_until": None,
+                "version": current.version + (1 if changed else 0),
+                "data_version": current.data_version + (1 if data_changed else 0),
+            }
+            s = connection_state.c
+            updated = await self._write(
+                update(connection_state)
+                .where(s.connection_id == connection_id, s.version == current.version)
+                .values(**values)
+            )
+            if updated:
+                saved = await self.connection_state(connection_id)
+                assert saved is not None
+                if changed or data_changed:
+                    await self.notify(STATE_CHANNEL, f"{connection_id} {saved.version}")
+                return saved, changed
+        raise RuntimeError(f"the state of {connection_id} kept changing under this save")
+
+    async def claim_refresh(
+        self, connection_id: str, *, now: float, interval: float, lease: float
+    ) -> bool:
+        """The right to ask Waycore for this connection now: at most one instance holds it, and
+        only once the last state is `interval` seconds old and no `Retry-After` is running.
+        The claim ends with `save_state`, `release_refresh` or `back_off_state` (or after
+        `lease` seconds, should its holder die)."""
+        s = connection_state.c
+        claimed = await self._write(
+            update(connection_state)
+            .where(
+                s.connection_id == connection_id,
+                or_(s.refreshing_until.is_(None), s.refreshing_until < now),
+                s.fetched_at <= now - interval,
+                or_(s.check_after.is_(None), s.check_after <= now),
+            )
+            .values(refreshing_until=now + lease)
+        )
+        return claimed > 0
+
+    async def release_refresh(self, connection_id: str) -> None:
+        await self._write(
+            update(connection_state)
+            .where(connection_state.c.connection_id == connection_id)
+            .values(refreshing_until=None)
+        )
+
+    async def back_off_state(self, connection_id: str, until: float) -> None:
+        """Waycore asked to wait (`Retry-After`): no check of this connection before `until`."""
+        await self._write(
+            update(connection_state)
+            .where(connection_state.c.connection_id == connection_id)
+            .values(check_after=until, refreshing_until=None)
+        )
+        await self.notify(STATE_CHANNEL, f"{connection_id} 0")
+
+    async def expire_state(self, connection_id: str | None = None) -> None:
+        """Treat the last state seen (of one connection, or of all) as old: the next read asks
+        Waycore. For operators and tests that changed a connection behind the app's back."""
+        statement = update(connection_state).values(fetched_at=0.0, check_after=None)
+        if connection_id is not None:
+            statement = statement.where(connection_state.c.connection_id == connection_id)
+        await self._write(statement)
+
+    async def mark_sync_available(self, connection_id: str) -> None:
+        """New transaction data is available (a webhook said so): data read before is old."""
+        s = connection_state.c
+        changed = await self._write(
+            update(connection_state)
+            .where(s.connection_id == connection_id)
+            .values(data_version=s.data_version + 1, sync_available_at=time.time())
+        )
+        if changed:
+            await self.notify(STATE_CHANNEL, f"{connection_id} 0")
+
+    # ------------------------------------------------------------------ backoffs
+
+    async def backoff_until(self, key: str) -> float | None:
+        """When an action Waycore asked to wait for may be sent again (None: now)."""
+        row = await self._one(_BACKOFF, key=key, now=time.time())
+        return float(row["until"]) if row else None
+
+    async def back_off(self, key: str, until: float) -> None:
+        """Waycore answered an action with `Retry-After`: none is sent again before `until`."""
+        statement = self._insert(backoffs).values(key=key, until=until)
+        await self._write(
+            statement.on_conflict_do_update(index_elements=[backoffs.c.key], set_={"until": until})
+        )
+
+
+#: How long sessions and ownership are kept in memory (see `Store.__init__`).
+CACHE_SECONDS = 5.0
+#: Instances tell each other here what to drop from those caches ("session <sid>",
+#: "owned <connection id>").
+INVALIDATE_CHANNEL = "store_invalidate"
+#: Listeners of this channel hear "<connection id> <version>" when a connection's state changed
+#: (a version of 0: its data or its `Retry-After` changed).
+STATE_CHANNEL = "connection_state"
+#: Fields of a connection that move on their own without anything a page shows changing.
+_NOT_SHOWN = frozenset({"updatedAt"})
+
+
+def _shown(resource: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in resource.items() if key not in _NOT_SHOWN}
+
+
+@dataclass(frozen=True)
+class ConnectionState:
+    """The last state seen of a connection: Waycore's JSON of it (`resource`), its `version`
+    (moves when what a page shows changed) and `data_version` (moves when account data may be
+    new), when and from where it was fetched, and until when Waycore asked to wait."""
+
+    connection_id: str
+    tenant_id: str
+    resource: dict[str, Any]
+    version: int
+    data_version: int
+    fetched_at: float
+    source: str
+    check_after: float | None
+    refreshing_until: float | None
+    sync_available_at: float | None
+
+
+def _state(row: Mapping[str, Any]) -> ConnectionState:
+    return ConnectionState(**{**row, "resource": json.loads(row["resource"])})
+
+
+_STATE = select(connection_state).where(
+    connection_state.c.connection_id == bindparam("connection_id")
+)
+_BACKOFF = select(backoffs.c.until).where(
+    backoffs.c.key == bindparam("key"), backoffs.c.until > bindparam("now")
+)

@@ -37,6 +37,9 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         sandbox_database=":memory:",
         sandbox_activation_seconds=30.0,
         setup_guides={"customers_bank": "https://docs.waycore.com/user-setup/customers_bank"},
+        # Status reads are answered at once here (a held read would wait out its hold in a
+        # test); tests/views/test_live.py turns long-poll on.
+        long_poll_seconds=0.0,
     )
     return replace(settings, **overrides)
 
@@ -160,6 +163,7 @@ class SandboxHandle:
 
     def __init__(self, client: TestClient, app: Starlette) -> None:
         self.client = client
+        self.app = app
         self.sandbox: Sandbox = app.state.sandbox
 
     @property
@@ -177,8 +181,21 @@ class SandboxHandle:
         self.sandbox.clear_requests()
 
     def advance(self, seconds: float) -> None:
+        """Move the sandbox's clock on. The app's own clock does not move with it, so what the
+        app last saw of each connection is treated as old (as it would be that much later)."""
         assert self.client.portal is not None
         self.client.portal.call(self.sandbox.advance_clock, seconds)
+        self.expire_app_state()
+
+    def expire_app_state(self) -> None:
+        """The app checks every connection with Waycore on its next read (no webhook here)."""
+        # The app's lifespan state; mounted in a host, the state it started on first use.
+        state = self.client.app_state.get(STATE_KEY) or getattr(
+            self.app.state, "runtime", {}
+        ).get(STATE_KEY)
+        if state is not None:
+            assert self.client.portal is not None
+            self.client.portal.call(state.store.expire_state)
 
     def control(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         """Call the sandbox's `/_sandbox/*` or `/v1` API with the root key."""
@@ -199,11 +216,13 @@ class SandboxHandle:
     def fault(self, **body: Any) -> None:
         status, _ = self.control("POST", "/_sandbox/faults", body)
         assert status == 201
+        self.expire_app_state()  # the next read checks with Waycore, and meets the fault
 
     def set_status(self, connection_id: str, status: str, kind: str | None = None) -> None:
         body = {"status": status} if kind is None else {"status": status, "kind": kind}
         code, _ = self.control("PUT", f"/_sandbox/connections/{connection_id}/status", body)
         assert code == 200
+        self.expire_app_state()  # changed behind the app's back, with no webhook to tell it
 
 
 def connection_id_from(response: httpx2.Response) -> str:

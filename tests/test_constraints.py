@@ -19,6 +19,7 @@ from starlette.testclient import TestClient
 
 from config import Settings
 from server import create_app
+from views.guards import STATE_KEY
 from tests.support import (
     ROOT_KEY,
     Browser,
@@ -234,6 +235,8 @@ def test_only_v1_paths_reach_waycore(
         def advance(self, seconds: float) -> None:
             assert browser.client.portal is not None
             browser.client.portal.call(sandbox.advance_clock, seconds)
+            store = browser.client.app_state[STATE_KEY].store
+            browser.client.portal.call(store.expire_state)  # the app's clock stood still
 
     walk_journey(Recorder(browser), Handle())  # type: ignore[arg-type]
     start_unlisted(browser, "Other Bank", "https://ib.otherbank.example/login?x=1")

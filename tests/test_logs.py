@@ -45,6 +45,7 @@ def test_every_log_line_of_a_request_carries_its_id(
     alice: Browser, sandbox: SandboxHandle, lines: list[logging.LogRecord]
 ) -> None:
     connection_id = start_listed(alice, "chase")
+    sandbox.expire_app_state()  # so this request checks the connection with Waycore
     lines.clear()
     response = alice.get(f"/connections/{connection_id}/delegated-user")
     request_id = response.headers["x-request-id"]

@@ -26,13 +26,27 @@ from starlette.routing import Route
 from host import HostUser
 from onboarding import service
 from onboarding.journey import Step, step_for
+from onboarding.live import Reading
 from store import OwnedConnection
 from views import htmx, inputs
 from views.errors import Problem, problem_for
-from views.guards import app_state, ensure_step, owned_connection, require_user
+from views.guards import (
+    app_state,
+    ensure_step,
+    hold_for_change,
+    owned_connection,
+    read_connection,
+    require_user,
+)
 from views.guards import connection_id as guarded_connection_id
 from views.render import flash, render
-from views.status import SYNC_LABELS, sync_label, watch_attempt, watch_context
+from views.status import (
+    AFTER_HOLD_SECONDS,
+    SYNC_LABELS,
+    sync_label,
+    watch_attempt,
+    watch_context,
+)
 from views.urls import step_url, url_for
 from waycore.errors import WaycoreError
 from waycore.models import Account, Balance, Connection
@@ -49,11 +63,21 @@ def _sync_context(
     *,
     message: str | None = None,
     problem: Problem | None = None,
+    version: int | None = None,
+    long_poll: bool = False,
+    held: bool = False,
+    poll_seconds: float = 5,
 ) -> dict[str, Any]:
     """What the sync panel shows. `connection` is None when no fresh read was made (inside the
-    cooldown nothing is asked of Waycore)."""
+    cooldown nothing is asked of Waycore). While a sync runs the panel reads again (held until
+    the state moves, with long-poll: `version`)."""
     until = service.cooldown_until(owned)
+    query = {"after": "sync"}
+    if long_poll and version is not None:
+        query.update(v=str(version), wait="1")
     return {
+        "sync_poll_query": "?" + urlencode(query),
+        "sync_poll_delay": AFTER_HOLD_SECONDS if held else poll_seconds,
         "sync_connection_id": owned.connection_id,
         "sync_state": connection.sync_status if connection else None,
         "sync_label_text": sync_label(connection) if connection else None,
@@ -114,11 +138,25 @@ def _cursor(request: Request) -> str | None:
     return cursor or None
 
 
+async def _account_data(request: Request, reading: Reading, cursor: str | None) -> dict[str, Any]:
+    """`_data`, reused while Waycore has said nothing of new data (see `LiveStatus.data`)."""
+    cache = app_state(request).live.data
+    key = (reading.connection.id, reading.data_version, cursor)
+    held = cache.get(key)
+    if isinstance(held, dict):
+        return held
+    data = await _data(request, reading.connection, cursor)
+    if "problem" not in data:
+        cache.put(key, data)
+    return data
+
+
 async def connection_page(request: Request) -> Response:
     """A connection's page; setup-stage connections are sent to their step."""
     user = await require_user(request, "read")
     cursor = _cursor(request)
-    owned, connection = await owned_connection(request, user)
+    reading = await read_connection(request, user)
+    owned, connection = reading.owned, reading.connection
     ensure_step(request, Step.CONNECTION, connection)
     poll = app_state(request).settings.poll_interval_seconds
     context = {
@@ -127,8 +165,8 @@ async def connection_page(request: Request) -> Response:
         "cursor": cursor,
         "problem": None,
         "can_delete": user.can("delete"),
-        **await _data(request, connection, cursor),
-        **_sync_context(user, owned, connection),
+        **await _account_data(request, reading, cursor),
+        **_sync_context(user, owned, connection, **_sync_polling(request, reading)),
         **watch_context(poll, connection),
     }
     return render(request, TEMPLATE, context)
@@ -141,8 +179,7 @@ async def connection_status(request: Request) -> Response:
     user = await require_user(request, "read")
     state = app_state(request)
     watched = await service.watch(
-        state.store,
-        state.waycore,
+        state.live,
         state.events,
         user.tenant.id,
         request.path_params["connection_id"],
@@ -191,16 +228,29 @@ async def transactions_page(request: Request) -> Response:
 
 
 async def sync_panel(request: Request) -> Response:
-    """The sync panel, polled while a sync runs; stops polling once the connection is idle."""
+    """The sync panel, read again while a sync runs (held until the state moves, with
+    long-poll); it stops once the connection is idle."""
     user = await require_user(request, "read")
-    owned, connection = await owned_connection(request, user)
+    held = await hold_for_change(request, user)
+    reading = await read_connection(request, user)
+    owned, connection = reading.owned, reading.connection
     if not htmx.is_htmx(request):
         return htmx.navigate(request, url_for(request, "connection", connection_id=connection.id))
-    context = _sync_context(user, owned, connection)
+    context = _sync_context(user, owned, connection, **_sync_polling(request, reading, held))
     response = render(request, TEMPLATE, context, block="sync_panel")
     if connection.sync_status != "syncing" and inputs.query(request).raw("after") == "sync":
         htmx.with_trigger(response, "transactionsChanged")
     return response
+
+
+def _sync_polling(request: Request, reading: Reading, held: bool = False) -> dict[str, Any]:
+    settings = app_state(request).settings
+    return {
+        "version": reading.version,
+        "long_poll": settings.long_poll_seconds > 0,
+        "held": held,
+        "poll_seconds": settings.poll_interval_seconds,
+    }
 
 
 SYNC_MESSAGES = {
@@ -218,7 +268,7 @@ async def _current(request: Request, tenant_id: str, connection_id: str) -> Conn
     state = app_state(request)
     try:
         _, connection = await service.owned_connection(
-            state.store, state.waycore, state.events, tenant_id, connection_id
+            state.live, state.events, tenant_id, connection_id
         )
     except WaycoreError:
         return None

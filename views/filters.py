@@ -45,6 +45,13 @@ def when(value: str | float | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def clock_time(value: float | None) -> str:
+    """Epoch seconds as the time of day, `14:05:30 UTC` (a wait of seconds or minutes)."""
+    if value is None:
+        return "\u2014"
+    return datetime.fromtimestamp(value, UTC).strftime("%H:%M:%S UTC")
+
+
 def when_html(value: str | float | None) -> Markup:
     """`when`, with its date and its time each kept on one line (a date never breaks at its
     hyphens, "2026-" / "11-26")."""
@@ -76,6 +83,7 @@ FILTERS = {
     "money": money,
     "when": when,
     "when_html": when_html,
+    "clock_time": clock_time,
     "duration": duration,
     "first_sentence": first_sentence,
 }

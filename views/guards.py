@@ -4,6 +4,7 @@
   auth, the entity resolver), typed;
 - `require_user(request, permission)`: the signed-in user with that permission, else
   `SignInRequired` (to the sign-in page) or `PermissionDenied` (403);
+- `hold_for_change(request, user)`: long-poll, a status read held until the state moves;
 - `owned_connection(request, user)`: the connection in the URL, checked for the shape of an id
   and proven the tenant's before any Waycore call (`onboarding.errors.NotOwned`, a 404,
   otherwise); `owned_draft` likewise for a draft;
@@ -26,8 +27,11 @@ from onboarding.entities import EntityResolver
 from onboarding.errors import NotOwned
 from onboarding.events import HostEvents
 from onboarding.journey import Step, may_show
+from onboarding.live import LiveStatus, Reading
 from store import Draft, OwnedConnection, Store
+from views import htmx
 from views.inputs import is_id
+from views.status import version_param
 from views.urls import step_url
 from waycore.client import WaycoreClient
 from waycore.models import Connection
@@ -47,6 +51,8 @@ class AppState:
     webhook_secret: str | None
     events: HostEvents
     audit: AuditTrail
+    #: Every read of a connection: one view of its state for all tabs, users and instances.
+    live: LiveStatus
 
 
 #: Key of the `AppState` in the lifespan state (`request.scope["state"]`).
@@ -112,13 +118,36 @@ def connection_id(request: Request) -> str:
     return value
 
 
-async def owned_connection(request: Request, user: HostUser) -> tuple[OwnedConnection, Connection]:
-    """The tenant's record and Waycore's view of the connection in the URL (see
-    `onboarding.service.owned_connection`)."""
+async def read_connection(request: Request, user: HostUser) -> Reading:
+    """The connection in the URL as the app last saw it, with the tenant's record (see
+    `onboarding.service.read_connection`)."""
     state = app_state(request)
-    return await service.owned_connection(
-        state.store, state.waycore, state.events, user.tenant.id, connection_id(request)
+    return await service.read_connection(
+        state.live, state.events, user.tenant.id, connection_id(request)
     )
+
+
+async def owned_connection(request: Request, user: HostUser) -> tuple[OwnedConnection, Connection]:
+    """The tenant's record and Waycore's view of the connection in the URL."""
+    reading = await read_connection(request, user)
+    return reading.owned, reading.connection
+
+
+async def hold_for_change(request: Request, user: HostUser) -> bool:
+    """Long-poll: when the read asks to wait (`?wait=1&v=<version shown>`), hold it until the
+    connection's state moves past that version or the hold ends. True when it was held (the
+    page may read again at once); False when it may not be held now (answer, poll later)."""
+    state = app_state(request)
+    version = version_param(request.query_params.get("v"))
+    if (
+        not htmx.is_htmx(request)
+        or request.query_params.get("wait") != "1"
+        or version is None
+        or state.settings.long_poll_seconds <= 0
+    ):
+        return False
+    held = await state.live.wait(user.tenant.id, connection_id(request), version)
+    return held is not None
 
 
 class WrongStep(Exception):

@@ -66,7 +66,7 @@ async def reauth(request: Request) -> Response:
         if errors:
             raise InvalidChoice(errors)
         await service.resubmit_credentials(
-            state.waycore, state.audit, user, connection.id, credentials
+            state.store, state.waycore, state.audit, user, connection.id, credentials
         )
     except InvalidChoice as exc:
         context["errors"] = exc.errors

@@ -21,10 +21,18 @@ from starlette.routing import Route
 
 from onboarding import service
 from onboarding.journey import Step, step_for
+from onboarding.live import Reading
 from store import OwnedConnection
 from views import funnel, htmx, inputs
 from views.errors import Problem, problem_for
-from views.guards import app_state, ensure_step, owned_connection, require_user
+from views.guards import (
+    app_state,
+    ensure_step,
+    hold_for_change,
+    owned_connection,
+    read_connection,
+    require_user,
+)
 from views.render import flash, render
 from views.status import steps_progress, watch_attempt, watch_context
 from views.urls import step_url
@@ -143,7 +151,9 @@ async def finish(request: Request) -> Response:
         return render(request, "connections/finish.html", context, status=422)
     state = app_state(request)
     try:
-        await service.finish_setup(state.waycore, state.audit, user, connection.id, credentials)
+        await service.finish_setup(
+            state.store, state.waycore, state.audit, user, connection.id, credentials
+        )
     except WaycoreError as exc:
         problem = await problem_for(request, exc, "completing setup")
         context = _finish_context(owned, connection, values=values, problem=problem, again=again)
@@ -153,30 +163,41 @@ async def finish(request: Request) -> Response:
 
 def _activation_context(
     request: Request,
-    owned: OwnedConnection,
-    connection: Connection,
+    reading: Reading,
     *,
     first: bool,
     attempt: int = 0,
+    held: bool = False,
 ) -> dict[str, Any]:
-    poll = app_state(request).settings.poll_interval_seconds
+    settings = app_state(request).settings
+    watch = watch_context(
+        settings.poll_interval_seconds,
+        reading.connection,
+        attempt,
+        first=first,
+        version=reading.version,
+        long_poll=settings.long_poll_seconds > 0,
+        held=held,
+        check_after=reading.check_after,
+    )
     return {
         "steps": steps_progress(Step.ACTIVATION),
-        "owned": owned,
-        "connection": connection,
-        **watch_context(poll, connection, attempt, first=first),
+        "owned": reading.owned,
+        "connection": reading.connection,
+        **watch,
     }
 
 
 async def activation(request: Request) -> Response:
     user = await require_user(request, "read")
-    owned, connection = await owned_connection(request, user)
+    reading = await read_connection(request, user)
+    connection = reading.connection
     ensure_step(request, Step.ACTIVATION, connection)
     status = connection.status
     await funnel.step_viewed(
         request, user, Step.ACTIVATION, connection_id=connection.id, status=status
     )
-    context = _activation_context(request, owned, connection, first=True)
+    context = _activation_context(request, reading, first=True)
     return render(request, "connections/activation.html", context)
 
 
@@ -187,15 +208,15 @@ async def activation_status(request: Request) -> Response:
     with the news)."""
     user = await require_user(request, "read")
     state = app_state(request)
+    held = await hold_for_change(request, user)
     watched = await service.watch(
-        state.store,
-        state.waycore,
+        state.live,
         state.events,
         user.tenant.id,
         request.path_params["connection_id"],
         request.query_params.get("seen"),
     )
-    owned, connection = watched.owned, watched.connection
+    connection = watched.connection
     if connection.is_ready:
         flash(request, "Your bank is connected. The first sync has started.")
     home = step_for(connection)
@@ -204,7 +225,7 @@ async def activation_status(request: Request) -> Response:
             request, step_url(request, connection), push=home is not Step.ACTIVATION
         )
     attempt = watch_attempt(request.query_params.get("n"))
-    context = _activation_context(request, owned, connection, first=False, attempt=attempt)
+    context = _activation_context(request, watched.reading, first=False, attempt=attempt, held=held)
     return render(request, "connections/activation.html", context, block="activation_status")
 
 

@@ -10,6 +10,7 @@ Which screen a connection belongs on is `onboarding.journey.step_for` (its URL:
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlencode
@@ -226,31 +227,59 @@ def repair_label(connection: Connection) -> tuple[Step, str] | None:
     return (step, REPAIR_LABELS[step]) if step else None
 
 
+#: Seconds before the next read when the answer was held until now (the server already waited).
+AFTER_HOLD_SECONDS = 0.2
+
+
 def watch_context(
-    poll_seconds: int, connection: Connection, attempt: int = 0, *, first: bool = False
+    poll_seconds: int,
+    connection: Connection,
+    attempt: int = 0,
+    *,
+    first: bool = False,
+    version: int | None = None,
+    long_poll: bool = False,
+    held: bool = False,
+    check_after: float | None = None,
 ) -> dict[str, Any]:
     """How a connection's screen keeps reading it: `poll_delay` seconds before the next read
     (None: it does not), and `watch_query`, the query the read sends (the status shown, which
-    tells the reader whether it changed, and for backoff the attempt number).
+    tells the reader whether it changed, for backoff the attempt number, and with long-poll the
+    state's version, for the server to hold the read until it moves).
 
     Still activating: every poll interval (the first one jittered, so many waiting pages do not
-    poll in lockstep after a restart). A recoverable state: backoff (`journey.watch_delay`)."""
+    poll in lockstep after a restart), or again at once after a held read. A recoverable state:
+    backoff (`journey.watch_delay`). Either way not before a `Retry-After` Waycore gave
+    (`check_after`, shown on the page as `next_check_at`)."""
     delay: float
     if is_waiting(connection):
-        delay = (
-            round(random.uniform(poll_seconds * 0.6, poll_seconds), 1) if first else poll_seconds
-        )
+        if held:
+            delay = AFTER_HOLD_SECONDS
+        elif first:
+            delay = round(random.uniform(poll_seconds * 0.6, poll_seconds), 1)
+        else:
+            delay = poll_seconds
         query = {"seen": connection.status}
+        if long_poll and version is not None:
+            query.update(v=str(version), wait="1")
     elif is_watched(connection):
         delay = watch_delay(poll_seconds, attempt)
         query = {"seen": connection.status, "n": str(attempt + 1)}
     else:
-        return {"poll_delay": None, "watch_delay": None, "watch_query": ""}
+        return {"poll_delay": None, "watch_delay": None, "watch_query": "", "next_check_at": None}
+    if check_after is not None:
+        delay = max(delay, round(check_after - time.time() + 0.5, 1))
     return {
         "poll_delay": delay,
         "watch_delay": delay if is_watched(connection) else None,
         "watch_query": "?" + urlencode(query),
+        "next_check_at": check_after,
     }
+
+
+def version_param(raw: str | None) -> int | None:
+    """The state version a read sent back (None when absent or not a number)."""
+    return int(raw) if raw and raw.isdigit() and len(raw) <= 9 else None
 
 
 def watch_attempt(raw: str | None) -> int:

@@ -70,12 +70,13 @@ async def receive(request: Request) -> Response:
         )
         previous = data.get("previousStatus")
         await service.status_changed(
-            state.store,
-            state.waycore,
+            state.live,
             state.events,
             reported,
             previous if isinstance(previous, str) else None,
         )
+    elif event.type == "transactions.sync_available" and connection_id:
+        await service.sync_available(state.live, connection_id)
     return _answer(200, "ok")
 
 

@@ -120,40 +120,43 @@ async def test_a_second_invalid_entity_is_not_retried_again(
 
 
 async def test_finish_after_another_tab_finished_first_is_success(
-    waycore: WaycoreClient, api: Any, audit: RecordedAudit
+    store: Store, waycore: WaycoreClient, api: Any, audit: RecordedAudit
 ) -> None:
     api.put("/v1/connections/conn_1/setupCompletion").respond(
         409, json={"error": {"code": "conflict", "message": "not a draft"}}
     )
     api.get("/v1/connections/conn_1").respond(json=connection("pendingActivation"))
-    await service.finish_setup(waycore, audit, ALICE, "conn_1", service.Credentials())
+    await service.finish_setup(store, waycore, audit, ALICE, "conn_1", service.Credentials())
     assert [(e.action, e.outcome) for e in audit.entries] == [
         ("setup.completed", "already completed")
     ]
+    # what was read is the connection's state from now on (no older one is shown)
+    state = await store.connection_state("conn_1")
+    assert state is not None and state.resource["status"] == "pendingActivation"
 
 
 async def test_finish_conflict_on_a_connection_still_in_draft_is_raised(
-    waycore: WaycoreClient, api: Any, audit: RecordedAudit
+    store: Store, waycore: WaycoreClient, api: Any, audit: RecordedAudit
 ) -> None:
     api.put("/v1/connections/conn_1/setupCompletion").respond(
         409, json={"error": {"code": "conflict", "message": "busy"}}
     )
     api.get("/v1/connections/conn_1").respond(json=connection("draft"))
     with pytest.raises(Conflict):
-        await service.finish_setup(waycore, audit, ALICE, "conn_1", service.Credentials())
+        await service.finish_setup(store, waycore, audit, ALICE, "conn_1", service.Credentials())
     assert audit.entries == []
 
 
 async def test_blank_credentials_are_not_sent_and_filled_ones_are(
-    waycore: WaycoreClient, api: Any, audit: RecordedAudit
+    store: Store, waycore: WaycoreClient, api: Any, audit: RecordedAudit
 ) -> None:
     complete = api.put("/v1/connections/conn_1/setupCompletion").respond(
         json=connection("pendingActivation")
     )
-    await service.finish_setup(waycore, audit, ALICE, "conn_1", service.Credentials())
+    await service.finish_setup(store, waycore, audit, ALICE, "conn_1", service.Credentials())
     credentials = api.put("/v1/connections/conn_1/credentials").respond(json=connection())
     filled = service.Credentials(bank_username="acme-ops", password="hunter2-bank")
-    await service.finish_setup(waycore, audit, ALICE, "conn_1", filled)
+    await service.finish_setup(store, waycore, audit, ALICE, "conn_1", filled)
     assert json.loads(credentials.calls.last.request.content) == {
         "bankUsername": "acme-ops",
         "password": "hunter2-bank",

@@ -1,0 +1,279 @@
+"""Live status: one view of each connection's state for every tab, user and app instance.
+
+Every read of a connection goes through `LiveStatus.read()`, which answers from the last state
+seen (`store.connection_state`: Waycore's JSON of the connection, with when and from where it
+was fetched) and asks Waycore (`GET /v1/connections/{id}`) only when that state is due:
+- at most once per connection per poll interval, however many tabs, users and instances watch
+  it: concurrent reads in a process share one in-flight call, and across instances one claims
+  the check (`store.claim_refresh`: a conditional update of the state row, so no instance holds
+  a database connection while it waits on Waycore);
+- not at all while a state from a webhook is fresh (`webhook_fresh` seconds: a lost webhook is
+  still caught by polling after that), nor before a `Retry-After` Waycore gave has passed (the
+  page says when the next check is);
+- the app's own writes (a connection created, credentials sent, setup completed, a sync
+  started) record what Waycore answered at once, so no read shows a state older than the app's
+  own last write.
+
+`wait()` holds a request (long-poll) until the state's version moves or `hold` seconds pass,
+woken by a webhook or by the single-flight check of any instance (`store.listen`); at most
+`max_waiters` are held per process (beyond that a request is answered at once), and every held
+request is released at shutdown (`close()`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from onboarding.errors import NotOwned
+from store import STATE_CHANNEL, ConnectionState, OwnedConnection, Store
+from store.cache import TTLCache
+from waycore.client import WaycoreClient
+from waycore.errors import NotFound, RateLimited, ServerError
+from waycore.models import Connection
+
+log = logging.getLogger("app.live")
+
+#: Seconds a state from a webhook answers reads without a check of Waycore.
+WEBHOOK_FRESH_SECONDS = 60.0
+#: How long one instance may hold the claim of a check (more than the client's timeout).
+CLAIM_LEASE_SECONDS = 30.0
+#: Longest a connection's account data is reused without news of new data.
+DATA_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A connection as the app last saw it: Waycore's view, the local ownership record, the
+    state's `version` and `data_version`, where it came from, and until when Waycore asked to
+    wait before the next check (`check_after`, None when it did not)."""
+
+    owned: OwnedConnection
+    connection: Connection
+    version: int
+    data_version: int
+    fetched_at: float
+    source: str
+    check_after: float | None
+
+
+class LiveStatus:
+    def __init__(
+        self,
+        store: Store,
+        waycore: WaycoreClient,
+        *,
+        interval: float,
+        webhook_fresh: float = WEBHOOK_FRESH_SECONDS,
+        hold: float = 25.0,
+        max_waiters: int = 1000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.waycore = waycore
+        self.interval = interval
+        self.webhook_fresh = webhook_fresh
+        self.hold = hold
+        self.max_waiters = max_waiters
+        self._clock = clock
+        self._inflight: dict[str, asyncio.Task[ConnectionState | None]] = {}
+        #: One event per held request, by connection: a change sets every one of them.
+        self._held: dict[str, set[asyncio.Event]] = {}
+        self._waiting = 0
+        self._closed = asyncio.Event()
+        self._listener: asyncio.Task[None] | None = None
+        #: A connection's account data (accounts, balances, first transactions page), reused
+        #: while its `data_version` stands (a sync that ended or a webhook moves it), at most
+        #: `DATA_SECONDS`.
+        self.data: TTLCache[tuple[str, int, str | None], object] = TTLCache(DATA_SECONDS)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Follow every instance's state changes, to wake held requests."""
+        ready = asyncio.Event()
+        self._listener = asyncio.create_task(self._follow(ready), name="live-status")
+        await ready.wait()
+
+    async def _follow(self, ready: asyncio.Event) -> None:
+        async with self.store.listen(STATE_CHANNEL) as messages:
+            ready.set()
+            async for message in messages:
+                self._wake(message.partition(" ")[0])
+
+    def _wake(self, connection_id: str) -> None:
+        for event in self._held.get(connection_id, ()):
+            event.set()
+
+    async def close(self) -> None:
+        """Release every held request, stop following changes."""
+        self._closed.set()
+        for events in self._held.values():
+            for event in events:
+                event.set()
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+        for task in list(self._inflight.values()):
+            task.cancel()
+
+    @property
+    def waiting(self) -> int:
+        """Requests held right now in this process."""
+        return self._waiting
+
+    # ------------------------------------------------------------------ reading
+
+    def fresh(self, state: ConnectionState, now: float | None = None) -> bool:
+        """Whether `state` may answer a read without asking Waycore."""
+        age = (self._clock() if now is None else now) - state.fetched_at
+        if state.source == "webhook" and age < self.webhook_fresh:
+            return True
+        return age < self.interval
+
+    async def read(self, tenant_id: str, connection_id: str) -> Reading:
+        """The tenant's connection as last seen, checked with Waycore when due (see the module
+        doc). `NotOwned` for another tenant's or an unknown id (before any Waycore call);
+        Waycore's `NotFound` (the connection is forgotten locally) or other errors when a due
+        check fails and there is nothing to show instead."""
+        owned = await self.store.owned_connection(tenant_id, connection_id)
+        if owned is None:
+            raise NotOwned(connection_id)
+        state = await self.store.connection_state(connection_id)
+        now = self._clock()
+        backing_off = (
+            state is not None and state.check_after is not None and state.check_after > now
+        )
+        if state is None or not (self.fresh(state, now) or backing_off):
+            state = await self._refresh(owned, state)
+        assert state is not None
+        return self._reading(owned, state)
+
+    async def refresh(self, tenant_id: str, connection_id: str, *, source: str) -> Reading:
+        """Ask Waycore now (a webhook said the connection changed), as the one check in flight
+        for it; Waycore's errors are raised."""
+        owned = await self.store.owned_connection(tenant_id, connection_id)
+        if owned is None:
+            raise NotOwned(connection_id)
+        connection = await self.waycore.get_connection(connection_id, retries=0)
+        state = await self.record(tenant_id, connection, source=source)
+        return self._reading(owned, state)
+
+    async def record(
+        self, tenant_id: str, connection: Connection, *, source: str = "action"
+    ) -> ConnectionState:
+        """Keep what Waycore answered (to the app's own write, or a check): later reads start
+        from it, and held requests wake if it changed what a page shows. A sync that ended
+        (syncing, now idle) means new account data."""
+        previous = await self.store.connection_state(connection.id)
+        synced = (
+            previous is not None
+            and previous.resource.get("syncStatus") == "syncing"
+            and connection.sync_status != "syncing"
+        )
+        state, _ = await self.store.save_state(
+            tenant_id, connection.id, connection.to_api(), source, data_changed=synced
+        )
+        return state
+
+    async def _refresh(
+        self, owned: OwnedConnection, state: ConnectionState | None
+    ) -> ConnectionState | None:
+        """One check per connection in flight in this process: the others await it."""
+        task = self._inflight.get(owned.connection_id)
+        if task is None:
+            task = asyncio.create_task(self._check(owned, state))
+            self._inflight[owned.connection_id] = task
+            task.add_done_callback(lambda _: self._inflight.pop(owned.connection_id, None))
+        return await asyncio.shield(task)
+
+    async def _check(
+        self, owned: OwnedConnection, state: ConnectionState | None
+    ) -> ConnectionState | None:
+        connection_id, now = owned.connection_id, self._clock()
+        if state is not None:
+            claimed = await self.store.claim_refresh(
+                connection_id, now=now, interval=self.interval, lease=CLAIM_LEASE_SECONDS
+            )
+            if not claimed:  # another instance checks it, or just did: its state will do
+                return await self.store.connection_state(connection_id) or state
+        try:
+            connection = await self.waycore.get_connection(connection_id, retries=0)
+        except NotFound:
+            await self.store.forget_connection(owned.tenant_id, connection_id)
+            raise
+        except (RateLimited, ServerError) as exc:
+            if exc.retry_after is None or state is None:
+                await self._release(connection_id, state)
+                raise
+            until = now + exc.retry_after
+            log.info(
+                "Waycore asked to wait %.0f s before checking %s", exc.retry_after, connection_id
+            )
+            await self.store.back_off_state(connection_id, until)
+            return await self.store.connection_state(connection_id)
+        except BaseException:
+            await self._release(connection_id, state)
+            raise
+        return await self.record(owned.tenant_id, connection, source="poll")
+
+    async def _release(self, connection_id: str, state: ConnectionState | None) -> None:
+        if state is not None:
+            with contextlib.suppress(Exception):
+                await self.store.release_refresh(connection_id)
+
+    def _reading(self, owned: OwnedConnection, state: ConnectionState) -> Reading:
+        check_after = (
+            state.check_after if state.check_after and state.check_after > self._clock() else None
+        )
+        return Reading(
+            owned=owned,
+            connection=Connection.from_api(state.resource),
+            version=state.version,
+            data_version=state.data_version,
+            fetched_at=state.fetched_at,
+            source=state.source,
+            check_after=check_after,
+        )
+
+    # ------------------------------------------------------------------ holding
+
+    async def wait(
+        self, tenant_id: str, connection_id: str, version: int, *, hold: float | None = None
+    ) -> Reading | None:
+        """Hold until the connection's state version is no longer `version` (a webhook, or the
+        one check per interval of any instance), or `hold` seconds pass; the reading then.
+        None when no request may be held now (the cap is reached, or shutting down): answer at
+        once."""
+        if self._closed.is_set() or self._waiting >= self.max_waiters:
+            return None
+        hold = self.hold if hold is None else hold
+        deadline = self._clock() + hold
+        event = asyncio.Event()
+        self._held.setdefault(connection_id, set()).add(event)
+        self._waiting += 1
+        try:
+            reading = await self.read(tenant_id, connection_id)
+            while reading.version == version and not self._closed.is_set():
+                remaining = deadline - self._clock()
+                if remaining <= 0:
+                    break
+                # Wake on a change, or when this state is due a check (one per interval).
+                due = reading.fetched_at + self.interval - self._clock()
+                if reading.check_after is not None:
+                    due = reading.check_after - self._clock()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), max(0.05, min(remaining, due)))
+                event.clear()
+                reading = await self.read(tenant_id, connection_id)
+            return reading
+        finally:
+            self._waiting -= 1
+            events = self._held.get(connection_id, set())
+            events.discard(event)
+            if not events:
+                self._held.pop(connection_id, None)
