@@ -40,8 +40,8 @@ from logs import LOG_CONFIG, RequestIdMiddleware
 from mounting import RUNTIME, KeepHostSession, StartOnFirstUse
 from onboarding.audit import AuditTrail
 from onboarding.entities import EntityResolver
-from onboarding.live import LiveStatus
 from onboarding.events import HostEvents, Sender
+from onboarding.live import LiveStatus
 from onboarding.operations import purge_periodically, register_webhook
 from security import CSRFMiddleware, SecurityHeadersMiddleware
 from store import SchemaOutOfDate, Store

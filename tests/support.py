@@ -190,9 +190,9 @@ class SandboxHandle:
     def expire_app_state(self) -> None:
         """The app checks every connection with Waycore on its next read (no webhook here)."""
         # The app's lifespan state; mounted in a host, the state it started on first use.
-        state = self.client.app_state.get(STATE_KEY) or getattr(
-            self.app.state, "runtime", {}
-        ).get(STATE_KEY)
+        state = self.client.app_state.get(STATE_KEY) or getattr(self.app.state, "runtime", {}).get(
+            STATE_KEY
+        )
         if state is not None:
             assert self.client.portal is not None
             self.client.portal.call(state.store.expire_state)

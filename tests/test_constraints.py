@@ -19,7 +19,6 @@ from starlette.testclient import TestClient
 
 from config import Settings
 from server import create_app
-from views.guards import STATE_KEY
 from tests.support import (
     ROOT_KEY,
     Browser,
@@ -31,6 +30,7 @@ from tests.support import (
     start_listed,
     start_unlisted,
 )
+from views.guards import STATE_KEY
 from waycore.sandbox import Sandbox, SandboxConfig
 
 SENTINEL_PASSWORD = "Sentinel-Pa55word-4a1f9c"
