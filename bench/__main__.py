@@ -51,6 +51,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     group.add_argument("--connections", type=int, default=defaults.connections)
     group.add_argument("--duration", type=float, default=defaults.duration, help="seconds")
     group.add_argument("--warmup", type=float, default=defaults.warmup, help="seconds, not counted")
+    group.add_argument(
+        "--rounds",
+        type=int,
+        default=defaults.rounds,
+        help="rounds of all targets, each followed by a bare run (ratios: the median)",
+    )
     group.add_argument("--search-query", default=defaults.search_query)
     group.add_argument(
         "--drafts", type=int, default=defaults.drafts, help="drafts of the second list (0: none)"
@@ -108,6 +114,7 @@ def options_from(args: argparse.Namespace) -> Options:
         connections=args.connections,
         duration=args.duration,
         warmup=args.warmup,
+        rounds=args.rounds,
         search_query=args.search_query,
         drafts=args.drafts,
         upstream=args.upstream,
@@ -228,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     except (SetupError, RuntimeError) as exc:
         sys.stderr.write(f"bench: {exc}\n(logs in {workdir})\n")
         return 1
+    report.line()
+    report.load_average("at the end")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
     if args.keep:

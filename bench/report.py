@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -42,6 +43,12 @@ class Report:
             f"{machine['commit']}, {machine['cpus']} CPUs, Python {machine['python']},"
             f" {machine['wrk']}"
         )
+        self.load_average("at the start")
+
+    def load_average(self, when: str) -> None:
+        """Other work on the machine shows here: figures taken under a high load drift."""
+        one, five, fifteen = os.getloadavg()
+        self.line(f"load average {when}: {one:.2f} {five:.2f} {fifteen:.2f} (1, 5, 15 min)")
 
     def section_ratios_start(self, opts: Options) -> None:
         self.line()
@@ -56,22 +63,35 @@ class Report:
         )
 
     def ratios(self, result: RatiosResult) -> None:
-        rows = [
-            [
-                row.name,
-                _n(row.rps),
-                "" if row.ratio is None else f"{row.ratio:.3f}",
-                _n(row.p50_ms, 1),
-                _n(row.p99_ms, 1),
-                _size(row.body_bytes),
-                str(row.non_2xx + row.socket_errors),
-                row.note,
-            ]
-            for row in result.rows
-        ]
-        header = ["target", "req/s", "ratio", "p50 ms", "p99 ms", "body", "errors", ""]
+        several = result.settings["rounds"] > 1
+        rows = []
+        for row in result.rows:
+            spread = ""
+            if several and row.ratios:
+                spread = f"{min(row.ratios):.3f}-{max(row.ratios):.3f}"
+            elif several:
+                spread = " ".join(_n(rps) for rps in row.rps_runs)
+            rows.append(
+                [
+                    row.name,
+                    _n(row.rps),
+                    "" if row.ratio is None else f"{row.ratio:.3f}",
+                    *([spread] if several else []),
+                    _n(row.p50_ms, 1),
+                    _n(row.p99_ms, 1),
+                    _size(row.body_bytes),
+                    str(row.non_2xx + row.socket_errors),
+                    row.note,
+                ]
+            )
+        header = ["target", "req/s", "ratio", *(["rounds"] if several else [])]
+        header += ["p50 ms", "p99 ms", "body", "errors", ""]
         self.table(header, rows)
-        self.line(f"   ratio = req/s over the mean of the two bare runs ({_n(result.bare_rps)}/s)")
+        bare = " and ".join(_n(rps) for rps in result.rows[0].rps_runs)
+        self.line(
+            f"   ratio: req/s over the mean of the bare runs just before and after ({bare} req/s)"
+            + ("; medians over the rounds" if several else "")
+        )
         for note in result.notes:
             self.line(f"   {note}")
 

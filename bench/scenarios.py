@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import statistics
 import subprocess
@@ -52,8 +53,9 @@ WEBHOOK_EVENTS = ["connection.status_changed", "transactions.sync_available"]
 class Options:
     threads: int = 1
     connections: int = 50
-    duration: float = 10.0
-    warmup: float = 2.0
+    duration: float = 5.0
+    warmup: float = 1.0
+    rounds: int = 3
     search_query: str = "bank"
     drafts: int = 1000
     upstream: str = "embedded"
@@ -102,6 +104,8 @@ class RatioRow:
     path: str
     rps: float
     ratio: float | None
+    ratios: list[float]
+    rps_runs: list[float]
     p50_ms: float
     p99_ms: float
     body_bytes: int
@@ -141,9 +145,19 @@ async def _measure_target(
     request = [(target.path, target.headers)]
     if opts.warmup > 0:
         warm = wrk.Load(request, opts.threads, opts.connections, opts.warmup)
-        await _wrk(target.base_url, warm, workdir, name + "-warmup")
+        await drain(await _wrk(target.base_url, warm, workdir, name + "-warmup"))
     load = wrk.Load(request, opts.threads, opts.connections, opts.duration)
-    return await _wrk(target.base_url, load, workdir, name), size, text
+    result = await _wrk(target.base_url, load, workdir, name)
+    await drain(result)
+    return result, size, text
+
+
+async def drain(result: wrk.WrkResult, cap: float = 60.0) -> None:
+    """Wait for the requests wrk left in flight: the server finishes them after wrk has gone
+    (a handler is not cancelled when its client disconnects), and the next run must not pay
+    for them."""
+    if result.unanswered:
+        await asyncio.sleep(min(cap, 0.2 + result.unanswered / max(result.rps, 1.0)))
 
 
 def start_app(
@@ -235,48 +249,63 @@ async def ratios(procs: Processes, app: Service, opts: Options, workdir: Path) -
                 )
             )
         bare_target = Target("bare endpoint", bare.url, "/", {}, "Hello")
-        runs: list[tuple[Target, wrk.WrkResult, int, str]] = []
-        for i, target in enumerate([bare_target, *targets, bare_target]):
-            result, size, text = await _measure_target(target, opts, workdir, f"ratio-{i}")
-            runs.append((target, result, size, text))
+        bare_runs = [await _measure_target(bare_target, opts, workdir, "ratio-bare-0")]
+        rounds: list[list[tuple[wrk.WrkResult, int, str]]] = []
+        for r in range(opts.rounds):
+            rounds.append(
+                [
+                    await _measure_target(target, opts, workdir, f"ratio-{r}-{i}")
+                    for i, target in enumerate(targets)
+                ]
+            )
+            name = f"ratio-bare-{r + 1}"
+            bare_runs.append(await _measure_target(bare_target, opts, workdir, name))
         # The slow scenario activates after 10 minutes: the poll must still have been waiting.
         await _check(targets[0])
     finally:
         await alice.aclose()
         await dana.aclose()
         procs.stop(bare)
-    bare_runs = [r.rps for t, r, _, _ in runs if t is bare_target]
-    bare_rps = statistics.mean(bare_runs)
-    rows = []
-    for index, (target, result, size, text) in enumerate(runs):
-        is_bare = target is bare_target
-        name = target.name + (" (before)" if index == 0 else " (after)" if is_bare else "")
-        note = ""
+    bare_rps = [result.rps for result, _, _ in bare_runs]
+    rows = [_ratio_row(bare_target, [result for result, _, _ in bare_runs], None, bare_runs[0][1])]
+    for i, target in enumerate(targets):
+        results = [measured[i][0] for measured in rounds]
+        # Each round's figure over the mean of the bare runs just before and after it.
+        ratios = [
+            result.rps / statistics.mean(bare_rps[r : r + 2]) for r, result in enumerate(results)
+        ]
+        row = _ratio_row(target, results, ratios, rounds[0][i][1])
         if target.name.startswith("connections list page,"):
-            shown = text.count("/connections/drafts/")
-            note = f"{shown:,} draft links on the page"
-        rows.append(
-            RatioRow(
-                name=name,
-                path=target.path,
-                rps=result.rps,
-                ratio=None if is_bare else result.rps / bare_rps,
-                p50_ms=result.latency_ms["p50"],
-                p99_ms=result.latency_ms["p99"],
-                body_bytes=size,
-                non_2xx=result.errors["status"],
-                socket_errors=result.socket_errors,
-                note=note,
-            )
-        )
+            row.note = f"{rounds[0][i][2].count('/connections/drafts/'):,} draft links on the page"
+        rows.append(row)
     settings = {
         "threads": opts.threads,
         "connections": opts.connections,
         "duration_seconds": opts.duration,
         "warmup_seconds": opts.warmup,
+        "rounds": opts.rounds,
         "upstream": opts.upstream,
     }
-    return RatiosResult(settings, rows, bare_rps, notes)
+    return RatiosResult(settings, rows, statistics.mean(bare_rps), notes)
+
+
+def _ratio_row(
+    target: Target, results: list[wrk.WrkResult], ratios: list[float] | None, size: int
+) -> RatioRow:
+    """Medians over the rounds; every round's ratio kept."""
+    return RatioRow(
+        name=target.name,
+        path=target.path,
+        rps=statistics.median(r.rps for r in results),
+        ratio=statistics.median(ratios) if ratios else None,
+        ratios=ratios or [],
+        rps_runs=[r.rps for r in results],
+        p50_ms=statistics.median(r.latency_ms["p50"] for r in results),
+        p99_ms=statistics.median(r.latency_ms["p99"] for r in results),
+        body_bytes=size,
+        non_2xx=sum(r.errors["status"] for r in results),
+        socket_errors=sum(r.socket_errors for r in results),
+    )
 
 
 # --- 2. waiting users ------------------------------------------------------------------------
@@ -354,7 +383,8 @@ async def waiting_users(
                 open_file_limit=limit,
             )
         )
-        await asyncio.sleep(2)  # let the app close the previous run's connections
+        if users != opts.users[-1]:
+            await drain(result)
     return rows
 
 
@@ -564,7 +594,7 @@ class WebhookResult:
         return {
             "min": values[0],
             "median": statistics.median(values),
-            "p90": values[min(len(values) - 1, int(len(values) * 0.9))],
+            "p90": values[math.ceil(len(values) * 0.9) - 1],  # nearest rank
             "max": values[-1],
         }
 
