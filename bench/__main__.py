@@ -97,6 +97,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "$BENCH_DATABASE_URL; without it, one instance on its own SQLite file",
     )
     group.add_argument(
+        "--postgres",
+        action="store_true",
+        help="start a throwaway Postgres cluster (Debian's postgresql) and run every app"
+        " instance on it, two per group in groups 3-4",
+    )
+    group.add_argument(
         "--shared-sqlite",
         action="store_true",
         help="two app instances on one SQLite file, where no shared database server is at hand",
@@ -128,6 +134,7 @@ def options_from(args: argparse.Namespace) -> Options:
         tabs_window=args.tabs_window,
         webhook_trials=args.webhook_trials,
         database_url=args.database_url,
+        postgres=args.postgres,
         shared_sqlite=args.shared_sqlite,
     )
 
@@ -156,8 +163,13 @@ async def run(groups: set[str], opts: Options, workdir: Path, report: Report) ->
         # Before any child starts: the app and wrk each hold one descriptor per user.
         raise_open_file_limit(max(opts.users, default=0) + 1024)
     with Processes(workdir) as procs:
+        stores = scenarios.Stores(opts.database_url)
+        if opts.postgres:
+            stores.postgres = procs.start_postgres()
+        report.line(f"app store: {stores.describe()}")
         if groups & {"ratios", "users"}:
-            app, _ = await scenarios.main_app(procs, opts)
+            started = len(procs.services)
+            app, _ = await scenarios.main_app(procs, opts, stores)
             if "ratios" in groups:
                 report.section_ratios_start(opts)
                 ratios = await scenarios.ratios(procs, app, opts, workdir)
@@ -168,12 +180,15 @@ async def run(groups: set[str], opts: Options, workdir: Path, report: Report) ->
                 users = await scenarios.waiting_users(app, opts, workdir, report.line)
                 results["users"] = [asdict(row) for row in users]
                 report.users(opts, users)
-            procs.stop_all()
+            for service in procs.services[started:]:
+                procs.stop(service)
         if groups & {"tabs", "webhook"}:
             _, upstream = procs.start_sandbox()
             control = SandboxControl(upstream)
             try:
-                results.update(await _standalone(procs, opts, upstream, control, groups, report))
+                results.update(
+                    await _standalone(procs, opts, stores, upstream, control, groups, report)
+                )
             finally:
                 await control.aclose()
     return results
@@ -182,6 +197,7 @@ async def run(groups: set[str], opts: Options, workdir: Path, report: Report) ->
 async def _standalone(
     procs: Processes,
     opts: Options,
+    stores: scenarios.Stores,
     upstream: Upstream,
     control: SandboxControl,
     groups: set[str],
@@ -194,7 +210,7 @@ async def _standalone(
     for receiver in (False, True) if "tabs" in groups else (True,):
         label = "receiver-on" if receiver else "receiver-off"
         cluster = await scenarios.start_cluster(
-            procs, opts, upstream, control, receiver=receiver, label=label
+            procs, opts, stores, upstream, control, receiver=receiver, label=label
         )
         notes.extend(note for note in cluster.notes if note not in notes)
         try:
@@ -207,7 +223,7 @@ async def _standalone(
             for instance in cluster.instances:
                 procs.stop(instance)
     if "tabs" in groups:
-        report.tabs(opts, rows, notes)
+        report.tabs(opts, stores.shared, rows, notes)
         results["tabs"] = [asdict(row) for row in rows]
     if webhook is not None:
         report.webhook(webhook)

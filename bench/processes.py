@@ -8,13 +8,16 @@ manager: leaving it stops every child it started (SIGTERM, then SIGKILL after a 
 
 from __future__ import annotations
 
+import glob
 import os
 import resource
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,6 +96,8 @@ class Service:
     process: subprocess.Popen[bytes]
     log: Path
     env: dict[str, str] = field(default_factory=dict)
+    #: SIGTERM for uvicorn (graceful); SIGINT for Postgres (its "fast" shutdown).
+    stop_signal: signal.Signals = signal.SIGTERM
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -102,12 +107,41 @@ class Service:
         return "\n".join(text.splitlines()[-lines:])
 
 
+@dataclass
+class Postgres:
+    """A throwaway Postgres cluster: each `create_database` is a fresh, empty database."""
+
+    bindir: Path
+    port: int
+    user: str | None
+
+    def create_database(self, name: str) -> str:
+        """A new database; returns its URL (the app's `DATABASE_URL`)."""
+        subprocess.run(
+            [str(self.bindir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port)]
+            + ["-U", "postgres", name],
+            check=True,
+            capture_output=True,
+        )
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
+
+
+def postgres_bindir() -> Path | None:
+    """Debian's Postgres binaries (the newest installed major version), if any."""
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda path: int(p) if (p := Path(path).parts[-3]).isdigit() else 0,
+    )
+    return Path(found[-1]).parent if found else None
+
+
 class Processes:
     """Starts children in `workdir` and stops all of them on exit."""
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.services: list[Service] = []
+        self._directories: list[Path] = []
         #: Signs every app instance's session cookie, so instances on a shared store accept
         #: each other's sessions (as they would behind a load balancer).
         self.secret_key = secrets.token_urlsafe(48)
@@ -128,19 +162,30 @@ class Processes:
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str], url: str) -> Service:
+    def _spawn(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        url: str,
+        user: str | None = None,
+        stop_signal: signal.Signals = signal.SIGTERM,
+    ) -> Service:
         log = self.workdir / f"{name}.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
                 argv,
-                cwd=ROOT,
+                cwd=ROOT if user is None else "/",
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a Ctrl-C in the terminal reaches the harness only
+                user=user,
+                group=user,
+                extra_groups=[] if user else None,
             )
-        service = Service(name, url, process, log, env)
+        service = Service(name, url, process, log, env, stop_signal)
         self.services.append(service)
         return service
 
@@ -226,10 +271,44 @@ class Processes:
         self._wait_ready(service, "/_sandbox/clock", {"Authorization": f"Bearer {key}"})
         return service, Upstream(url, key)
 
+    def start_postgres(self) -> Postgres:
+        """A throwaway Postgres cluster (Debian's `postgresql`) on a free loopback port, in its
+        own temporary directory, deleted when the run ends. `initdb` and `postgres` refuse to
+        run as root: as root they run as the `postgres` user the Debian package creates. Server
+        settings are Postgres' defaults (durable commits), but for the address and
+        `max_connections`."""
+        bindir = postgres_bindir()
+        if bindir is None:
+            raise RuntimeError("--postgres needs Debian's postgresql: apt-get install postgresql")
+        user = "postgres" if os.geteuid() == 0 else None
+        base = Path(tempfile.mkdtemp(prefix="onboarding-bench-pg-"))
+        self._directories.append(base)
+        if user:
+            shutil.chown(base, user, user)
+        data = base / "data"
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(base), "LC_ALL": "C.UTF-8"}
+        initdb = [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"]
+        init = self._spawn("postgres-initdb", [*initdb, "--no-sync", "-E", "UTF8"], env, "", user)
+        if init.process.wait() != 0:
+            raise RuntimeError("initdb failed:\n" + init.log_tail())
+        self.services.remove(init)
+        port = free_port()
+        argv = [str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(base)]
+        argv += ["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"]
+        url = f"postgresql://127.0.0.1:{port}"
+        server = self._spawn("postgres", argv, env, url, user, stop_signal=signal.SIGINT)
+        ready = [str(bindir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port)]
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        while subprocess.run(ready, check=False).returncode != 0:
+            if server.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("Postgres did not start:\n" + server.log_tail())
+            time.sleep(0.1)
+        return Postgres(bindir, port, user)
+
     def stop(self, service: Service) -> None:
         process = service.process
         if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+            process.send_signal(service.stop_signal)
             try:
                 process.wait(STOP_GRACE_SECONDS)
             except subprocess.TimeoutExpired:
@@ -241,3 +320,6 @@ class Processes:
     def stop_all(self) -> None:
         for service in reversed(list(self.services)):
             self.stop(service)
+        for directory in self._directories:
+            shutil.rmtree(directory, ignore_errors=True)
+        self._directories.clear()

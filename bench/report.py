@@ -135,7 +135,9 @@ class Report:
             f" the run ended; timeouts: no answer within {wrk_timeout:g} s (wrk's timeout)"
         )
 
-    def tabs(self, opts: Options, rows: Sequence[TabsRow], notes: Sequence[str]) -> None:
+    def tabs(
+        self, opts: Options, shared: bool, rows: Sequence[TabsRow], notes: Sequence[str]
+    ) -> None:
         self.line()
         self.line(
             f"3. Upstream GET /v1/connections/{{id}} per connection per {opts.poll_seconds} s"
@@ -144,12 +146,12 @@ class Report:
         instances = max((row.instances for row in rows), default=1)
         if instances > 1:
             where = "two app instances on a shared store, tabs alternating between them"
-        elif opts.database_url or opts.shared_sqlite:
+        elif shared or opts.shared_sqlite:
             where = "one app instance"
         else:
             where = (
-                "one app instance: no DATABASE_URL given (the SQLite store is per instance),"
-                " so the two-instance figure is not measured"
+                "one app instance: no shared store given (--database-url or --postgres; the"
+                " SQLite store is per instance), so the two-instance figure is not measured"
             )
         window = rows[0].window_seconds if rows else opts.tabs_window
         self.line(f"   standalone sandbox, {window:g} s window; {where}")

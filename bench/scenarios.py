@@ -31,7 +31,15 @@ import httpx
 
 from bench import wrk
 from bench.browser import Browser, SetupError, Tab, navigation
-from bench.processes import ROOT, Processes, Service, Upstream, free_port, raise_open_file_limit
+from bench.processes import (
+    ROOT,
+    Postgres,
+    Processes,
+    Service,
+    Upstream,
+    free_port,
+    raise_open_file_limit,
+)
 
 T = TypeVar("T")
 
@@ -70,8 +78,36 @@ class Options:
     tabs_window: float = 30.0
     webhook_trials: int = 10
     database_url: str | None = None
+    #: A throwaway Postgres cluster, a fresh database for each group's app instances.
+    postgres: bool = False
     #: Two instances on one SQLite file (WAL), where no shared database server is at hand.
     shared_sqlite: bool = False
+
+
+@dataclass
+class Stores:
+    """Where app instances keep their state: by default a SQLite file of their own; with a
+    given `DATABASE_URL`, that shared database; with a throwaway Postgres cluster, a fresh
+    database for each group's instances."""
+
+    database_url: str | None = None
+    postgres: Postgres | None = None
+
+    @property
+    def shared(self) -> bool:
+        return bool(self.database_url or self.postgres)
+
+    def url_for(self, label: str) -> str | None:
+        if self.postgres is not None:
+            return self.postgres.create_database(label.replace("-", "_"))
+        return self.database_url
+
+    def describe(self) -> str:
+        if self.postgres is not None:
+            return "Postgres (a throwaway cluster; a fresh database per group)"
+        if self.database_url:
+            return "the given DATABASE_URL"
+        return "a SQLite file per app instance"
 
 
 async def gather_limited(limit: int, jobs: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
@@ -168,6 +204,7 @@ def start_app(
     upstream: Upstream | None = None,
     webhook_secret: str | None = None,
     port: int | None = None,
+    database_url: str | None = None,
     database_path: str | None = None,
 ) -> Service:
     env = procs.app_env(
@@ -176,10 +213,10 @@ def start_app(
         poll_seconds=opts.poll_seconds,
         upstream=upstream,
         webhook_secret=webhook_secret,
-        database_url=opts.database_url,
+        database_url=database_url,
         database_path=database_path,
     )
-    if opts.database_url:
+    if database_url:
         migrate(env)
     return procs.start_app(name, env)
 
@@ -195,13 +232,16 @@ def migrate(env: dict[str, str]) -> None:
         subprocess.run([*manage, "migrate"], cwd=ROOT, env=env, check=True, capture_output=True)
 
 
-async def main_app(procs: Processes, opts: Options) -> tuple[Service, Upstream | None]:
+async def main_app(
+    procs: Processes, opts: Options, stores: Stores
+) -> tuple[Service, Upstream | None]:
     """The app measured by groups 1 and 2: the embedded sandbox (the default), or a
     standalone one over HTTP."""
     upstream = None
     if opts.upstream == "standalone":
         _, upstream = procs.start_sandbox("sandbox-main")
-    return start_app(procs, opts, "app-main", upstream=upstream), upstream
+    url = stores.url_for("bench-main")
+    return start_app(procs, opts, "app-main", upstream=upstream, database_url=url), upstream
 
 
 async def seed_drafts(browser: Browser, count: int) -> None:
@@ -464,6 +504,7 @@ class Cluster:
 async def start_cluster(
     procs: Processes,
     opts: Options,
+    stores: Stores,
     upstream: Upstream,
     control: SandboxControl,
     *,
@@ -474,7 +515,8 @@ async def start_cluster(
     `receiver`, the sandbox delivers webhooks to A only; B must learn of them through the
     shared store. An instance B that does not accept A's session (no shared store) is dropped,
     with a note."""
-    two = bool(opts.database_url or opts.shared_sqlite)
+    two = stores.shared or opts.shared_sqlite
+    database_url = stores.url_for(f"bench-{label}")
     ports = [free_port() for _ in range(2 if two else 1)]
     secret = None
     if receiver:
@@ -482,7 +524,8 @@ async def start_cluster(
     shared = str(procs.workdir / f"{label}-shared.sqlite3") if opts.shared_sqlite else None
     instances = [
         start_app(procs, opts, f"{label}-{chr(ord('a') + i)}", upstream=upstream,
-                  webhook_secret=secret, port=port, database_path=shared)
+                  webhook_secret=secret, port=port, database_url=database_url,
+                  database_path=shared)
         for i, port in enumerate(ports)
     ]  # fmt: skip
     signed_in = Browser(instances[0].url)

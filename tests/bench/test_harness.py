@@ -18,7 +18,14 @@ import pytest
 from bench import wrk
 from bench.browser import Browser, Tab, region_attrs, trigger_delay
 from bench.processes import Processes, free_port
-from bench.scenarios import SLOW_PORTAL, Options, SandboxControl, page_path, start_cluster
+from bench.scenarios import (
+    SLOW_PORTAL,
+    Options,
+    SandboxControl,
+    Stores,
+    page_path,
+    start_cluster,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -28,7 +35,7 @@ async def test_setup_through_the_app_and_a_standalone_sandbox(tmp_path: Path) ->
         _, upstream = procs.start_sandbox()
         control = SandboxControl(upstream)
         cluster = await start_cluster(
-            procs, Options(), upstream, control, receiver=True, label="smoke"
+            procs, Options(), Stores(), upstream, control, receiver=True, label="smoke"
         )
         try:
             browser = cluster.browsers[0]
