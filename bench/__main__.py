@@ -82,6 +82,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="distinct waiting connections (one session each) the users are spread over",
     )
     group.add_argument("--jitter", type=float, default=defaults.jitter, help="think time +/- share")
+    group.add_argument(
+        "--connect-grace",
+        type=float,
+        default=defaults.connect_grace,
+        help="seconds for wrk to open every connection before the first polls",
+    )
     group.add_argument("--slow-seconds", type=float, default=defaults.slow_seconds)
     group.add_argument(
         "--poll-seconds", type=int, default=defaults.poll_seconds, help="POLL_INTERVAL_SECONDS"
@@ -128,6 +134,7 @@ def options_from(args: argparse.Namespace) -> Options:
         users_duration=args.users_duration,
         waiting_connections=args.waiting_connections,
         jitter=args.jitter,
+        connect_grace=args.connect_grace,
         slow_seconds=args.slow_seconds,
         poll_seconds=args.poll_seconds,
         tabs=args.tabs,

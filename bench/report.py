@@ -99,7 +99,8 @@ class Report:
         self.line()
         self.line(
             f"2. Waiting users, each polling the activation fragment every {opts.poll_seconds} s"
-            f" (+/- {opts.jitter:.0%}), first poll spread over one interval"
+            f" (+/- {opts.jitter:.0%}); the first polls spread over one interval after"
+            f" {opts.connect_grace:g} s in which every connection is opened"
         )
         self.line(
             f"   spread over {opts.waiting_connections} waiting connections (one session each);"

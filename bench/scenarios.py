@@ -71,6 +71,7 @@ class Options:
     users_duration: float = 60.0
     waiting_connections: int = 100
     jitter: float = 0.1
+    connect_grace: float = 3.0
     slow_seconds: float = 2.0
     wrk_timeout: float = 30.0
     poll_seconds: int = 5
@@ -402,6 +403,7 @@ async def waiting_users(
             opts.users_duration,
             period_seconds=opts.poll_seconds,
             jitter=opts.jitter,
+            grace_seconds=opts.connect_grace,
             timeout_seconds=opts.wrk_timeout,
             slow_seconds=opts.slow_seconds,
             count_statuses=True,
@@ -414,7 +416,8 @@ async def waiting_users(
                 period_seconds=opts.poll_seconds,
                 duration_seconds=result.duration_seconds,
                 offered_rps=users / opts.poll_seconds,
-                served_rps=result.rps,
+                # Over the time the users poll: the connect grace has no requests.
+                served_rps=result.requests / max(1.0, result.duration_seconds - opts.connect_grace),
                 latency_ms=result.latency_ms,
                 slow=result.slow,
                 unanswered=result.unanswered,

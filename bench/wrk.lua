@@ -5,8 +5,9 @@
 -- `BENCH-JSON {...}`, that the harness parses.
 --
 -- wrk calls delay() before every request of a connection, the first one included, so a waiting
--- user's first poll is spread uniformly over one period (no thundering herd at the start) and
--- every later one comes `period_ms` (+/- jitter) after the previous answer.
+-- user's first poll is spread uniformly over one period (no thundering herd at the start), after
+-- `grace_ms` in which wrk opens all its connections, and every later one comes `period_ms`
+-- (+/- jitter) after the previous answer.
 
 local config = dofile(os.getenv("BENCH_WRK_CONFIG"))
 
@@ -41,7 +42,7 @@ if config.period_ms then
    function delay()
       if first_delays < config.connections_per_thread then
          first_delays = first_delays + 1
-         return math.random() * config.period_ms
+         return config.grace_ms + math.random() * config.period_ms
       end
       local spread = 1 - config.jitter + 2 * config.jitter * math.random()
       return config.period_ms * spread

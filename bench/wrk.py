@@ -38,7 +38,8 @@ def wrk_path() -> str:
 @dataclass(frozen=True)
 class Load:
     """What wrk sends: `requests` taken in turn; with `period_seconds`, each connection waits
-    that long (+/- `jitter`) before each request, the first one spread over one period."""
+    that long (+/- `jitter`) before each request, the first one spread over one period after
+    `grace_seconds` (while wrk opens its connections, all at once)."""
 
     requests: list[tuple[str, dict[str, str]]]
     threads: int
@@ -46,6 +47,7 @@ class Load:
     duration_seconds: float
     period_seconds: float | None = None
     jitter: float = 0.1
+    grace_seconds: float = 0.0
     timeout_seconds: float = 30.0
     slow_seconds: float = 2.0
     count_statuses: bool = False
@@ -98,6 +100,7 @@ def lua_settings(load: Load) -> str:
     if load.period_seconds is not None:
         lines.append(f"  period_ms = {load.period_seconds * 1000:.0f},")
         lines.append(f"  jitter = {load.jitter},")
+        lines.append(f"  grace_ms = {load.grace_seconds * 1000:.0f},")
     lines.append(f"  connections_per_thread = {load.connections // load.threads},")
     lines.append(f"  count_statuses = {'true' if load.count_statuses else 'false'},")
     lines.append(f"  slow_us = {load.slow_seconds * 1_000_000:.0f},")
