@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -164,6 +165,13 @@ def describe_machine() -> dict[str, Any]:
 
 
 async def run(groups: set[str], opts: Options, workdir: Path, report: Report) -> dict[str, Any]:
+    # A stop request unwinds the run, so every child is stopped (they run in sessions of their
+    # own, out of reach of a terminal's Ctrl-C).
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    for stop in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(stop, task.cancel)
     results: dict[str, Any] = {"machine": describe_machine(), "options": asdict(opts)}
     report.header(results["machine"], opts)
     if "users" in groups:
@@ -258,6 +266,11 @@ def main(argv: list[str] | None = None) -> int:
     except (SetupError, RuntimeError) as exc:
         sys.stderr.write(f"bench: {exc}\n(logs in {workdir})\n")
         return 1
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        sys.stderr.write(
+            f"bench: interrupted; every process it started is stopped (logs in {workdir})\n"
+        )
+        return 130
     report.line()
     report.load_average("at the end")
     if args.json:

@@ -92,8 +92,6 @@ class Report:
             f"   ratio: req/s over the mean of the bare runs just before and after ({bare} req/s)"
             + ("; medians over the rounds" if several else "")
         )
-        for note in result.notes:
-            self.line(f"   {note}")
 
     def section_users_start(self, opts: Options) -> None:
         self.line()
@@ -195,5 +193,3 @@ class Report:
             )
         outcomes = ", ".join(f"{k}: {v}" for k, v in sorted(result.deliveries.items()))
         self.line(f"   webhook delivery attempts by outcome: {outcomes or 'none'}")
-        for note in result.notes:
-            self.line(f"   {note}")

@@ -156,7 +156,6 @@ class RatiosResult:
     settings: dict[str, Any]
     rows: list[RatioRow]
     bare_rps: float
-    notes: list[str] = field(default_factory=list)
 
 
 async def _check(target: Target) -> tuple[int, str]:
@@ -172,7 +171,7 @@ async def _check(target: Target) -> tuple[int, str]:
 
 
 async def _wrk(base_url: str, load: wrk.Load, workdir: Path, name: str) -> wrk.WrkResult:
-    return await asyncio.to_thread(wrk.run, base_url, load, workdir, name)
+    return await wrk.run(base_url, load, workdir, name)
 
 
 async def _measure_target(
@@ -258,7 +257,6 @@ async def ratios(procs: Processes, app: Service, opts: Options, workdir: Path) -
     bare = procs.start_bare()
     alice = Browser(app.url)
     dana = Browser(app.url)
-    notes: list[str] = []
     try:
         await alice.sign_in(ACME_USER)
         slow_id = await alice.activating_connection()
@@ -327,7 +325,7 @@ async def ratios(procs: Processes, app: Service, opts: Options, workdir: Path) -
         "rounds": opts.rounds,
         "upstream": opts.upstream,
     }
-    return RatiosResult(settings, rows, statistics.mean(bare_rps), notes)
+    return RatiosResult(settings, rows, statistics.mean(bare_rps))
 
 
 def _ratio_row(
@@ -563,10 +561,8 @@ class TabsRow:
 
 
 async def _open_tabs(cluster: Cluster, connection_id: str, count: int) -> list[Tab]:
-    tabs = [
-        Tab(cluster.browser_for(i).on(cluster.browser_for(i).base_url), page_path(connection_id))
-        for i in range(count)
-    ]
+    browsers = [cluster.browser_for(i) for i in range(count)]
+    tabs = [Tab(browser.on(browser.base_url), page_path(connection_id)) for browser in browsers]
     await asyncio.gather(*(tab.open() for tab in tabs))
     return tabs
 
@@ -631,7 +627,6 @@ class WebhookResult:
     seen: int
     latencies_ms: list[float]
     deliveries: dict[str, int]
-    notes: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, float]:
         values = sorted(self.latencies_ms)
@@ -678,14 +673,10 @@ async def webhook_to_page(
         await _close_tabs(tabs, tasks)
     latencies = [r for r in results if r is not None]
     deliveries = await control.deliveries()
-    notes = []
-    if not cluster.receiver:
-        notes.append("webhook receiver off")
     return WebhookResult(
         instances=len(cluster.instances),
         trials=len(ids),
         seen=len(latencies),
         latencies_ms=latencies,
         deliveries=deliveries,
-        notes=notes,
     )

@@ -13,9 +13,9 @@ requests per second.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,8 +141,9 @@ def parse_output(stdout: str) -> WrkResult:
     )
 
 
-def run(base_url: str, load: Load, workdir: Path, name: str) -> WrkResult:
-    """Run wrk against `base_url` with `load`; its full output is kept in `workdir/name.wrk`."""
+async def run(base_url: str, load: Load, workdir: Path, name: str) -> WrkResult:
+    """Run wrk against `base_url` with `load`; its full output is kept in `workdir/name.wrk`.
+    Cancelling the call kills wrk."""
     settings = workdir / f"{name}.wrk-settings.lua"
     settings.write_text(lua_settings(load), encoding="utf-8")
     argv = [
@@ -159,15 +160,22 @@ def run(base_url: str, load: Load, workdir: Path, name: str) -> WrkResult:
         str(SCRIPT),
         base_url + load.requests[0][0],
     ]
-    completed = subprocess.run(
-        argv,
+    process = await asyncio.create_subprocess_exec(
+        *argv,
         env={"BENCH_WRK_CONFIG": str(settings), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=load.duration_seconds + load.timeout_seconds + 120,
-        check=False,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
-    (workdir / f"{name}.wrk").write_text(completed.stdout + completed.stderr, encoding="utf-8")
-    if completed.returncode != 0:
-        raise RuntimeError(f"wrk failed ({completed.returncode}): {completed.stderr[-2000:]}")
-    return parse_output(completed.stdout)
+    try:
+        limit = load.duration_seconds + load.timeout_seconds + 120
+        out, err = await asyncio.wait_for(process.communicate(), limit)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace")
+    (workdir / f"{name}.wrk").write_text(stdout + stderr, encoding="utf-8")
+    if process.returncode != 0:
+        raise RuntimeError(f"wrk failed ({process.returncode}): {stderr[-2000:]}")
+    return parse_output(stdout)
