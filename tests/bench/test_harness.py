@@ -1,0 +1,132 @@
+"""The benchmark harness's own setup code (`bench/`), without load: the measurements need wrk
+and minutes, and never run in the test command.
+
+What is checked: the harness starts the app, the bare endpoint and a standalone sandbox the way
+an operator does; signs in and makes a waiting connection through the app's routes; follows the
+activation region as htmx does; counts the upstream reads in the sandbox's record; and, after a
+status change through the control API, sees the region navigate. Also the wrk settings it writes
+and the result line it reads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bench import wrk
+from bench.browser import Browser, Tab, region_attrs, trigger_delay
+from bench.processes import Processes, free_port
+from bench.scenarios import (
+    SLOW_PORTAL,
+    Options,
+    SandboxControl,
+    Stores,
+    page_path,
+    start_cluster,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_setup_through_the_app_and_a_standalone_sandbox(tmp_path: Path) -> None:
+    with Processes(tmp_path) as procs:
+        _, upstream = procs.start_sandbox()
+        control = SandboxControl(upstream)
+        cluster = await start_cluster(
+            procs, Options(), Stores(), upstream, control, receiver=True, label="smoke"
+        )
+        try:
+            browser = cluster.browsers[0]
+            connection_id = await browser.activating_connection(SLOW_PORTAL.format("smoke"))
+            tab = Tab(browser.on(browser.base_url), page_path(connection_id))
+            cluster.browsers.append(tab.browser)
+            await tab.open()
+            assert tab.first_status == "pendingActivation"
+
+            await control.clear_requests()
+            waiting = await tab.poll_once()
+            assert (waiting.status, waiting.navigated) == (200, None)
+            assert await control.connection_reads([connection_id]) == {connection_id: 1}
+
+            await control.set_status(connection_id, "active")
+            ready = await tab.poll_once()
+            assert ready.navigated and f"/connections/{connection_id}" in ready.navigated
+            assert tab.first_change_after(waiting.received) is ready
+            assert tab.ended == "navigated"
+        finally:
+            await cluster.aclose()
+            await control.aclose()
+        assert [s.name for s in procs.services] == ["sandbox", "smoke-a"]
+    assert all(s.process.poll() is not None for s in cluster.instances)
+
+
+async def test_bare_endpoint_on_the_apps_uvicorn_settings(tmp_path: Path) -> None:
+    with Processes(tmp_path) as procs:
+        bare = procs.start_bare()
+        async with httpx.AsyncClient(base_url=bare.url) as http:
+            response = await http.get("/")
+    assert (response.status_code, response.text) == (200, "Hello, world!")
+    assert bare.process.poll() is not None
+
+
+async def test_signed_in_browser_keeps_its_session_cookie(tmp_path: Path) -> None:
+    with Processes(tmp_path) as procs:
+        app = procs.start_app("app", procs.app_env(free_port(), name="app", poll_seconds=5))
+        browser = Browser(app.url)
+        try:
+            await browser.sign_in("u-alice")
+            page = await browser.get("/connections")
+        finally:
+            await browser.aclose()
+    assert page.status_code == 200
+    assert browser.cookie_header.startswith("onboarding_session=")
+
+
+def test_htmx_triggers_read_as_delays() -> None:
+    assert trigger_delay("load delay:4.2s") == 4.2
+    assert trigger_delay("load delay:500ms") == 0.5
+    assert trigger_delay("every 5s") == 5.0
+    assert trigger_delay("load") == 0.0
+    assert trigger_delay("transactionsChanged from:body") is None
+
+
+def test_region_attributes_of_the_first_element_with_the_id() -> None:
+    html = '<div><section id="activation-status" hx-get="/x" data-status="active"></section></div>'
+    assert region_attrs(html, "activation-status") == {
+        "id": "activation-status",
+        "hx-get": "/x",
+        "data-status": "active",
+    }
+    assert region_attrs(html, "elsewhere") is None
+
+
+def test_wrk_settings_escape_header_values() -> None:
+    load = wrk.Load(
+        [("/a", {"Cookie": 's="x\\y"'}), ("/b", {})],
+        threads=2,
+        connections=10,
+        duration_seconds=1,
+        period_seconds=5,
+    )
+    text = wrk.lua_settings(load)
+    assert '["Cookie"] = "s=\\"x\\\\y\\""' in text
+    assert "period_ms = 5000," in text
+    assert "connections_per_thread = 5," in text
+
+
+def test_wrk_result_line_is_parsed() -> None:
+    line = (
+        'BENCH-JSON {"duration_us": 2000000, "requests": 100, "bytes": 5000, "sent": 104, '
+        '"errors_connect": 0, "errors_read": 1, "errors_write": 0, "errors_status": 2, '
+        '"errors_timeout": 0, "latency_min_us": 100, "latency_max_us": 9000, '
+        '"latency_mean_us": 1000, "p50_us": 800, "p90_us": 2000, "p99_us": 8000, '
+        '"p99_9_us": 9000, "slow": 3, "statuses": {"200": 98, "500": 2}}'
+    )
+    result = wrk.parse_output("Running 2s test\n" + line + "\n")
+    assert result.rps == 50
+    assert result.unanswered == 4
+    assert result.latency_ms["p99"] == 8
+    assert result.statuses == {200: 98, 500: 2}
+    assert result.socket_errors == 1
