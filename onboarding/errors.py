@@ -9,11 +9,15 @@ OnboardingError
  └── EntityUnavailable the tenant's Waycore entity could not be resolved (onboarding.entities)
 ```
 
+`WaitForWaycore` is a `waycore.errors.RateLimited` raised before any call: Waycore gave a
+`Retry-After` for that action moments ago, and it is not sent again before then.
+
 Waycore's own failures stay `waycore.errors.WaycoreError`s: a view shows them in the step.
 """
 
 from __future__ import annotations
 
+from waycore.errors import RateLimited
 from waycore.models import Institution
 
 
@@ -46,3 +50,19 @@ class LooksListed(OnboardingError):
         self.institutions = institutions
         self.bank_name = bank_name
         self.portal_url = portal_url
+
+
+class WaitForWaycore(RateLimited):
+    """Waycore answered this action with `Retry-After` a moment ago: it is not sent again before
+    then (nothing was sent now). A `RateLimited` for the step to show, with the time left."""
+
+    def __init__(self, action: str, retry_after: float) -> None:
+        super().__init__(
+            status=429,
+            method="(not sent)",
+            path=action,
+            code="retry_after",
+            message="Waycore asked to wait before this is sent again.",
+            retry_after=retry_after,
+        )
+        self.action = action

@@ -176,7 +176,12 @@ class LiveStatus:
             and connection.sync_status != "syncing"
         )
         state, _ = await self.store.save_state(
-            tenant_id, connection.id, connection.to_api(), source, data_changed=synced
+            tenant_id,
+            connection.id,
+            connection.to_api(),
+            source,
+            now=self._clock(),
+            data_changed=synced,
         )
         return state
 

@@ -36,6 +36,8 @@ import functools
 import ipaddress
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Literal
 from urllib.parse import urlsplit
@@ -47,13 +49,20 @@ from host import HostUser
 from onboarding import events as host_events
 from onboarding.audit import AuditAction, AuditTrail
 from onboarding.entities import EntityResolver
-from onboarding.errors import InvalidChoice, LooksListed, NotOwned
+from onboarding.errors import InvalidChoice, LooksListed, NotOwned, WaitForWaycore
 from onboarding.events import ATTENTION_STATUSES, HostEvents
 from onboarding.journey import Step, is_waiting, step_for
 from onboarding.live import LiveStatus, Reading
 from store import Draft, OwnedConnection, Store
 from waycore.client import WaycoreClient
-from waycore.errors import BadRequest, Conflict, NotFound, RateLimited, WaycoreError
+from waycore.errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    RateLimited,
+    WaycoreAPIError,
+    WaycoreError,
+)
 from waycore.models import CONNECTION_STATUSES, Connection, ConnectionResult, Institution
 
 log = logging.getLogger("app.onboarding")
@@ -61,8 +70,32 @@ log = logging.getLogger("app.onboarding")
 MAX_BANK_NAME = 120
 MAX_URL = 2048
 MAX_CREDENTIAL = 256
+#: Drafts the connections list shows at first, and at most (a page more each time asked).
+DRAFTS_PAGE = 20
+MAX_DRAFTS_SHOWN = 500
 #: Waycore's documented manual-sync cooldown, used when a 429 carries no `Retry-After`.
 DEFAULT_SYNC_COOLDOWN_SECONDS = 45 * 60
+
+
+# ---------------------------------------------------------------------------- Retry-After
+
+
+@asynccontextmanager
+async def retry_after_respected(store: Store, action: str) -> AsyncIterator[None]:
+    """Around one of a step's writes: not sent at all while a `Retry-After` Waycore gave for it
+    is running (`WaitForWaycore`, with the time left), and a new 429 or 503 with `Retry-After`
+    starts one. The wait is the API key's, so it holds for every tenant and instance."""
+    until = await store.backoff_until(action)
+    now = time.time()
+    if until is not None and until > now:
+        raise WaitForWaycore(action, until - now)
+    try:
+        yield
+    except WaycoreAPIError as exc:
+        if exc.status in (429, 503) and exc.retry_after:
+            await store.back_off(action, time.time() + exc.retry_after)
+            log.info("Waycore asked to wait %.0f s before %s again", exc.retry_after, action)
+        raise
 
 
 # ---------------------------------------------------------------------------- ownership
@@ -411,9 +444,10 @@ async def create_connection(
     for attempt in (1, 2):
         entity_id = await entities.resolve(user.tenant)
         try:
-            result = await waycore.create_connection(
-                entity_id, institution_id=institution_id, portal_url=choice.portal_url
-            )
+            async with retry_after_respected(store, "create_connection"):
+                result = await waycore.create_connection(
+                    entity_id, institution_id=institution_id, portal_url=choice.portal_url
+                )
             break
         except BadRequest as exc:
             if exc.code != "invalid_entity" or attempt == 2:
@@ -506,9 +540,10 @@ async def finish_setup(
     complete. A 409 from a double submit, or another tab finishing first, is success when the
     connection has left `draft`."""
     try:
-        if credentials.any:
-            await _send_credentials(waycore, audit, user, connection_id, credentials)
-        completed = await waycore.complete_setup(connection_id)
+        async with retry_after_respected(store, "finish_setup"):
+            if credentials.any:
+                await _send_credentials(waycore, audit, user, connection_id, credentials)
+            completed = await waycore.complete_setup(connection_id)
     except Conflict:
         current = await _current(waycore, connection_id)
         if current is None or current.status == "draft":
@@ -547,7 +582,8 @@ async def resubmit_credentials(
             {"bank_username": "Enter at least one of the details your bank issued."}
         )
     try:
-        connection = await _send_credentials(waycore, audit, user, connection_id, credentials)
+        async with retry_after_respected(store, "credentials"):
+            connection = await _send_credentials(waycore, audit, user, connection_id, credentials)
     except Conflict as exc:
         raise CredentialsRefused(exc) from exc
     await record_seen(store, user.tenant.id, connection)
@@ -629,7 +665,8 @@ async def delete_connection(
 ) -> None:
     """`DELETE /v1/connections/{id}` (the caller has the customer's explicit confirmation), then
     forget it locally with its drafts, record it and tell the host."""
-    await waycore.delete_connection(connection_id)
+    async with retry_after_respected(store, "delete_connection"):
+        await waycore.delete_connection(connection_id)
     await store.forget_connection(user.tenant.id, connection_id)
     log.info("connection %s deleted by %s (%s)", connection_id, user.id, user.tenant.id)
     await audit.record(AuditAction.CONNECTION_DELETED, user, connection_id=connection_id)
@@ -740,24 +777,35 @@ class Overview:
     drafts: list[Draft]
     owned: dict[str, OwnedConnection]
     error: WaycoreError | None = None
+    #: More drafts than `drafts` holds (the list shows them a page at a time).
+    more_drafts: bool = False
 
 
 async def overview(
-    store: Store, waycore: WaycoreClient, entities: EntityResolver, user: HostUser
+    store: Store,
+    waycore: WaycoreClient,
+    entities: EntityResolver,
+    user: HostUser,
+    *,
+    drafts_shown: int = DRAFTS_PAGE,
 ) -> Overview:
     """Waycore's connections of the tenant's entity (recorded locally as the tenant's), grouped
-    by the journey table, with the drafts that have no connection yet."""
+    by the journey table, with the newest `drafts_shown` drafts that have no connection yet
+    (`more_drafts`: whether there are more)."""
     tenant = user.tenant
-    drafts = [d for d in await store.list_drafts(tenant.id) if not d.connection_id]
+    shown = max(DRAFTS_PAGE, min(drafts_shown, MAX_DRAFTS_SHOWN))
+    drafts = await store.open_drafts(tenant.id, shown + 1)
+    more = len(drafts) > shown
+    drafts = drafts[:shown]
     owned = {row.connection_id: row for row in await store.owned_connections(tenant.id)}
     entity_id = await store.entity_for(tenant.id)
     if entity_id is None:
         await entities.prefetch(tenant)
-        return Overview([], [], [], drafts, owned)
+        return Overview([], [], [], drafts, owned, more_drafts=more)
     try:
         listed = await waycore.list_connections(entity_id=entity_id)
     except WaycoreError as exc:
-        return Overview([], [], [], drafts, owned, error=exc)
+        return Overview([], [], [], drafts, owned, error=exc, more_drafts=more)
     connections = [c for c in listed if not c.entity_id or c.entity_id == entity_id]
     for connection in connections:
         if connection.id not in owned:
@@ -766,7 +814,7 @@ async def overview(
     live = [c for c in connections if c.is_ready]
     in_setup = [c for c in connections if step_for(c) is Step.DELEGATED_USER or is_waiting(c)]
     attention = [c for c in connections if not c.is_ready and c not in in_setup]
-    return Overview(live, attention, in_setup, drafts, owned)
+    return Overview(live, attention, in_setup, drafts, owned, more_drafts=more)
 
 
 def guide_url(setup_guides: dict[str, str], institution_id: str | None) -> str:

@@ -110,4 +110,27 @@
   window.addEventListener("pageshow", function () {
     document.documentElement.classList.remove("history-loading");
   });
+  // Waycore asked to wait (Retry-After): the step's submit buttons stay off until the time the
+  // page names, then come back by themselves. The server refuses an early retry anyway.
+  function holdSubmitsUntilRetry(root) {
+    var notice = root.querySelector && root.querySelector("[data-retry-at]");
+    if (!notice) return;
+    var at = parseInt(notice.getAttribute("data-retry-at"), 10);
+    var buttons = Array.prototype.slice.call(document.querySelectorAll("#main form button[type=submit]"));
+    if (!at || !buttons.length || at <= Date.now()) return;
+    buttons.forEach(function (button) {
+      button.disabled = true;
+      button.setAttribute("aria-disabled", "true");
+    });
+    window.setTimeout(function () {
+      buttons.forEach(function (button) {
+        button.disabled = false;
+        button.removeAttribute("aria-disabled");
+      });
+    }, at - Date.now());
+  }
+  document.addEventListener("DOMContentLoaded", function () { holdSubmitsUntilRetry(document); });
+  document.addEventListener("htmx:afterSettle", function (event) {
+    holdSubmitsUntilRetry(document);
+  });
 })();

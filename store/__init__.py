@@ -143,6 +143,14 @@ _LIST_DRAFTS = (
     .where(drafts.c.updated_at > bindparam("fresh_after"))
     .order_by(drafts.c.updated_at.desc())
 )
+_OPEN_DRAFTS = (
+    select(drafts)
+    .where(drafts.c.tenant_id == bindparam("tenant_id"))
+    .where(drafts.c.updated_at > bindparam("fresh_after"))
+    .where(drafts.c.connection_id.is_(None))
+    .order_by(drafts.c.updated_at.desc(), drafts.c.id)
+    .limit(bindparam("limit"))
+)
 _OWNED = select(connections).where(
     connections.c.tenant_id == bindparam("tenant_id"),
     connections.c.connection_id == bindparam("connection_id"),
@@ -429,6 +437,13 @@ class Store:
             .where(drafts.c.tenant_id == tenant_id, drafts.c.id == draft_id)
             .values(**fields, updated_at=time.time())
         )
+
+    async def open_drafts(self, tenant_id: str, limit: int) -> list[Draft]:
+        """The tenant's newest `limit` drafts that have not become a Waycore connection."""
+        rows = await self._all(
+            _OPEN_DRAFTS, tenant_id=tenant_id, fresh_after=self._fresh_after(), limit=limit
+        )
+        return [_draft(row) for row in rows]
 
     async def list_drafts(self, tenant_id: str) -> list[Draft]:
         rows = await self._all(_LIST_DRAFTS, tenant_id=tenant_id, fresh_after=self._fresh_after())

@@ -18,6 +18,7 @@ from views import funnel
 from views.errors import problem_for
 from views.guards import app_state, require_user
 from views.render import render
+from views.urls import url_for
 
 
 async def list_connections(request: Request) -> Response:
@@ -26,18 +27,32 @@ async def list_connections(request: Request) -> Response:
     left = request.query_params.get("from", "")
     if left in {step.value for step in Step}:
         await funnel.exited(request, user, Step(left), "finished_later")
-    overview = await service.overview(state.store, state.waycore, state.entities, user)
+    shown = drafts_shown(request)
+    overview = await service.overview(
+        state.store, state.waycore, state.entities, user, drafts_shown=shown
+    )
     context = {
         "live": overview.live,
         "attention": overview.attention,
         "in_setup": overview.in_setup,
         "drafts": overview.drafts,
+        "more_drafts_url": (
+            url_for(request, "connections") + f"?drafts={shown + service.DRAFTS_PAGE}#drafts"
+            if overview.more_drafts
+            else None
+        ),
         "owned": overview.owned,
         "problem": await problem_for(request, overview.error, "listing connections")
         if overview.error
         else None,
     }
     return render(request, "connections/list.html", context)
+
+
+def drafts_shown(request: Request) -> int:
+    """How many drafts the list shows (`?drafts=`, a page more each time; a page by default)."""
+    raw = request.query_params.get("drafts", "")
+    return int(raw) if raw.isdigit() and len(raw) <= 4 else service.DRAFTS_PAGE
 
 
 routes = [Route("/connections", list_connections, methods=["GET"], name="connections")]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -30,7 +31,7 @@ from starlette.responses import Response
 from logs import current_request_id
 from onboarding import events as host_events
 from onboarding.entities import EntityUnavailable
-from onboarding.errors import NotOwned
+from onboarding.errors import NotOwned, WaitForWaycore
 from views import htmx
 from views.guards import STATE_KEY, PermissionDenied, SignInRequired, WrongStep, app_state
 from views.render import render
@@ -78,6 +79,11 @@ class Problem:
     #: True for configuration problems the user cannot fix (401/403 from Waycore).
     configuration: bool = False
 
+    @property
+    def retry_at(self) -> float | None:
+        """When the step may be tried again (epoch seconds): until then its action stays off."""
+        return time.time() + self.retry_after if self.retry_after else None
+
 
 _SECRET_FIELDS = re.compile(r'("password"\s*:\s*)"(?:[^"\\]|\\.)*"', re.IGNORECASE)
 
@@ -114,6 +120,15 @@ async def problem_for(request: Request, exc: WaycoreError, action: str) -> Probl
 
 def _problem(exc: WaycoreError, action: str) -> Problem:
     reference = new_reference()
+    if isinstance(exc, WaitForWaycore):
+        log.info("not sent while %s: Waycore asked to wait [reference %s]", action, reference)
+        return Problem(
+            "Please wait before retrying",
+            "Waycore asked us to wait a moment before sending this again, so nothing was sent. "
+            "Nothing you entered was lost.",
+            reference,
+            retry_after=exc.retry_after,
+        )
     if isinstance(exc, WaycoreAPIError):
         reference = exc.request_id or reference
         log.warning(
@@ -165,10 +180,12 @@ def _problem(exc: WaycoreError, action: str) -> Problem:
         message = "The bank-connection service took too long to answer."
     else:
         message = "The bank-connection service is not responding right now."
+    retry_after = exc.retry_after if isinstance(exc, WaycoreAPIError) else None
     return Problem(
         "Temporarily unavailable",
         f"{message} Nothing you entered was lost; try again in a moment.",
         reference,
+        retry_after=retry_after,
     )
 
 

@@ -102,7 +102,7 @@ def forms(alice: Browser, sandbox: SandboxHandle) -> list[Form]:
         Form("POST", f"/connections/{ready}/sync", {}),
         Form("POST", f"/connections/{ready}/delete", {"confirm": "x", "replaced_by": "conn_x"}),
         Form("GET", f"/connections/{ready}/delete", {"replaced_by": "conn_x"}, query=True),
-        Form("GET", "/connections", {"from": "finish_setup"}, query=True),
+        Form("GET", "/connections", {"from": "finish_setup", "drafts": "40"}, query=True),
         Form("GET", f"/connections/{reauth}/status", {"seen": "errored", "n": "3"}, query=True),
         Form("GET", f"/connections/{correct}/activation/status", {"seen": "x", "n": "1"}, True),
         Form(

@@ -1,0 +1,230 @@
+"""Live status, without a web request, on both engines: at most one upstream check per
+connection per interval however many readers (in one process and across two instances), none
+while a webhook's state is fresh, none before a `Retry-After`, and held reads woken by a change.
+Waycore is faked on the wire (respx); time is a clock the test moves."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from onboarding.errors import NotOwned
+from onboarding.live import LiveStatus
+from store import Store
+from waycore.client import WaycoreClient
+from waycore.models import Connection
+
+BASE = "https://api.waycore.test"
+TENANT = "acme-manufacturing"
+CONN = "conn_live1"
+
+pytestmark = pytest.mark.anyio
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def resource(
+    status: str = "pendingActivation", kind: str = "setup", **extra: Any
+) -> dict[str, Any]:
+    return {"id": CONN, "entityId": "ent_1", "kind": kind, "status": status, **extra}
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def api() -> Any:
+    with respx.mock(base_url=BASE, assert_all_called=False, assert_all_mocked=True) as router:
+        yield router
+
+
+@pytest.fixture
+async def waycore() -> AsyncIterator[WaycoreClient]:
+    client = WaycoreClient.create(BASE, "way_test_k_secret")
+    yield client
+    await client.aclose()
+
+
+async def _live(store: Store, waycore: WaycoreClient, clock: Clock, **options: Any) -> LiveStatus:
+    live = LiveStatus(store, waycore, interval=5, clock=clock, **options)
+    await live.start()
+    return live
+
+
+@pytest.fixture
+async def store(database: str) -> AsyncIterator[Store]:
+    opened = await Store.open(database)
+    await opened.record_connection(TENANT, CONN)
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+async def live(store: Store, waycore: WaycoreClient, clock: Clock) -> AsyncIterator[LiveStatus]:
+    instance = await _live(store, waycore, clock)
+    await store.save_state(
+        TENANT, CONN, resource(), "action", now=clock.now - 60
+    )  # seen a minute ago
+    yield instance
+    await instance.close()
+
+
+def slow_get(api: Any, *answers: dict[str, Any]) -> Any:
+    """`GET /v1/connections/{CONN}` answering `answers` in turn, each after a short delay (so
+    concurrent readers overlap)."""
+    replies = list(answers)
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.05)
+        return httpx.Response(200, json=replies.pop(0) if len(replies) > 1 else replies[0])
+
+    return api.get(f"/v1/connections/{CONN}").mock(side_effect=answer)
+
+
+async def test_fifty_concurrent_readers_share_one_check(live: LiveStatus, api: Any) -> None:
+    route = slow_get(api, resource())
+    readings = await asyncio.gather(*(live.read(TENANT, CONN) for _ in range(50)))
+    assert route.call_count == 1
+    assert {r.connection.status for r in readings} == {"pendingActivation"}
+
+
+async def test_one_check_per_interval(live: LiveStatus, api: Any, clock: Clock) -> None:
+    route = slow_get(api, resource())
+    await live.read(TENANT, CONN)
+    for _ in range(10):
+        clock.now += 0.4
+        await live.read(TENANT, CONN)
+    assert route.call_count == 1  # 4 s later: still the one check
+    clock.now += 1.1
+    await live.read(TENANT, CONN)
+    assert route.call_count == 2
+
+
+async def test_two_instances_share_one_check(
+    live: LiveStatus, database: str, waycore: WaycoreClient, clock: Clock, api: Any
+) -> None:
+    other_store = await Store.open(database)
+    other = await _live(other_store, waycore, clock)
+    try:
+        route = slow_get(api, resource())
+        await asyncio.gather(
+            *(live.read(TENANT, CONN) for _ in range(25)),
+            *(other.read(TENANT, CONN) for _ in range(25)),
+        )
+        assert route.call_count == 1
+        clock.now += 2
+        await other.read(TENANT, CONN)
+        assert route.call_count == 1
+    finally:
+        await other.close()
+        await other_store.close()
+
+
+async def test_a_webhook_state_answers_for_a_minute_without_a_check(
+    live: LiveStatus, api: Any, clock: Clock
+) -> None:
+    route = slow_get(api, resource("active", "ready", syncStatus="idle"))
+    await live.record(TENANT, Connection.from_api(resource("active", "ready")), source="webhook")
+    for _ in range(59):
+        clock.now += 1
+        assert (await live.read(TENANT, CONN)).connection.status == "active"
+    assert route.call_count == 0
+    clock.now += 2  # a lost webhook after it is still caught by polling
+    await live.read(TENANT, CONN)
+    assert route.call_count == 1
+
+
+async def test_retry_after_moves_the_next_check(live: LiveStatus, api: Any, clock: Clock) -> None:
+    route = api.get(f"/v1/connections/{CONN}").mock(
+        side_effect=[
+            httpx.Response(
+                429,
+                headers={"Retry-After": "30"},
+                json={"error": {"code": "rate_limited", "message": "slow down"}},
+            ),
+            httpx.Response(200, json=resource("active", "ready")),
+        ]
+    )
+    first = await live.read(TENANT, CONN)
+    assert first.connection.status == "pendingActivation"  # the last state, shown meanwhile
+    assert first.check_after == clock.now + 30
+    for _ in range(5):
+        clock.now += 5
+        assert (await live.read(TENANT, CONN)).check_after is not None
+    assert route.call_count == 1
+    clock.now += 6
+    assert (await live.read(TENANT, CONN)).connection.status == "active"
+    assert route.call_count == 2
+
+
+async def test_a_failed_check_is_not_retried_in_place(
+    live: LiveStatus, api: Any, clock: Clock
+) -> None:
+    route = api.get(f"/v1/connections/{CONN}").respond(
+        503, json={"error": {"code": "internal_error", "message": "down"}}
+    )
+    with pytest.raises(Exception, match="503"):
+        await live.read(TENANT, CONN)
+    assert route.call_count == 1  # no retries: the next read (poll) is the retry
+
+
+async def test_another_tenant_is_refused_before_any_check(live: LiveStatus, api: Any) -> None:
+    route = slow_get(api, resource())
+    with pytest.raises(NotOwned):
+        await live.read("globex-treasury", CONN)
+    assert route.call_count == 0
+
+
+async def test_a_held_read_wakes_when_another_instance_records_a_change(
+    live: LiveStatus, database: str, waycore: WaycoreClient, clock: Clock, api: Any
+) -> None:
+    slow_get(api, resource())
+    start = await live.read(TENANT, CONN)
+    other_store = await Store.open(database)
+    try:
+        held = asyncio.create_task(live.wait(TENANT, CONN, start.version, hold=30))
+        await asyncio.sleep(0.1)
+        assert not held.done() and live.waiting == 1
+        ready = Connection.from_api(resource("active", "ready"))
+        await other_store.save_state(TENANT, CONN, ready.to_api(), "webhook", now=clock.now)
+        woken = await asyncio.wait_for(held, 5)  # well before the 30 s hold
+        assert woken is not None and woken.connection.status == "active"
+        assert woken.version > start.version
+    finally:
+        await other_store.close()
+
+
+async def test_held_reads_are_capped_and_released_at_shutdown(
+    store: Store, waycore: WaycoreClient, clock: Clock, api: Any
+) -> None:
+    slow_get(api, resource())
+    live = await _live(store, waycore, clock, max_waiters=1)
+    start = await live.read(TENANT, CONN)
+    held = asyncio.create_task(live.wait(TENANT, CONN, start.version, hold=30))
+    await asyncio.sleep(0.1)
+    assert await live.wait(TENANT, CONN, start.version, hold=30) is None  # answered at once
+    await live.close()
+    assert (await asyncio.wait_for(held, 5)) is not None
+    assert await live.wait(TENANT, CONN, start.version) is None  # closed: nothing is held
+
+
+async def test_a_finished_sync_means_new_data(live: LiveStatus, store: Store) -> None:
+    syncing = Connection.from_api(resource("active", "ready", syncStatus="syncing"))
+    first = await live.record(TENANT, syncing, source="action")
+    idle = Connection.from_api(resource("active", "ready", syncStatus="idle"))
+    after = await live.record(TENANT, idle, source="poll")
+    assert after.data_version == first.data_version + 1
+    assert after.version == first.version + 1
