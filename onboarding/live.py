@@ -81,6 +81,9 @@ class LiveStatus:
         self.max_waiters = max_waiters
         self._clock = clock
         self._inflight: dict[str, asyncio.Task[ConnectionState | None]] = {}
+        #: Per tenant: when Waycore last listed its connections, and the ones it did not list.
+        self._listings: dict[str, tuple[float, frozenset[str]]] = {}
+        self._listing: dict[str, asyncio.Task[None]] = {}
         #: One event per held request, by connection: a change sets every one of them.
         self._held: dict[str, set[asyncio.Event]] = {}
         self._waiting = 0
@@ -205,7 +208,7 @@ class LiveStatus:
                 connection_id, now=now, interval=self.interval, lease=CLAIM_LEASE_SECONDS
             )
             if not claimed:  # another instance checks it, or just did: its state will do
-                return await self.store.connection_state(connection_id) or state
+                return await self.store.reload_state(connection_id) or state
         try:
             connection = await self.waycore.get_connection(connection_id, retries=0)
         except NotFound:
@@ -244,6 +247,51 @@ class LiveStatus:
             source=state.source,
             check_after=check_after,
         )
+
+    async def expire(self) -> None:
+        """Treat everything seen so far as old (states, lists, account data): the next reads ask
+        Waycore. For operators and tests that changed things behind the app's back."""
+        await self.store.expire_state()
+        self._listings.clear()
+        self.data.clear()
+
+    # ------------------------------------------------------------------ a tenant's list
+
+    async def tenant_connections(self, tenant_id: str, entity_id: str) -> list[Connection]:
+        """The tenant's connections for its list: Waycore's list of the entity, asked at most
+        once per interval (concurrent lists share the call), each connection's state recorded
+        from it; in between, composed from the connections the tenant owns and their last
+        states (so a connection created or removed here shows at once), leaving out those
+        Waycore's last list did not have."""
+        listing = self._listings.get(tenant_id)
+        if listing is None or self._clock() - listing[0] >= self.interval:
+            task = self._listing.get(tenant_id)
+            if task is None:
+                task = asyncio.create_task(self._list(tenant_id, entity_id))
+                self._listing[tenant_id] = task
+                task.add_done_callback(lambda _: self._listing.pop(tenant_id, None))
+            await asyncio.shield(task)
+        absent = self._listings[tenant_id][1]
+        shown = []
+        for owned in await self.store.owned_connections(tenant_id):
+            if owned.connection_id in absent:
+                continue
+            state = await self.store.connection_state(owned.connection_id)
+            if state is not None:
+                shown.append(Connection.from_api(state.resource))
+        return shown
+
+    async def _list(self, tenant_id: str, entity_id: str) -> None:
+        listed_at = self._clock()
+        listed = await self.waycore.list_connections(entity_id=entity_id)
+        mine = [c for c in listed if not c.entity_id or c.entity_id == entity_id]
+        owned = {row.connection_id for row in await self.store.owned_connections(tenant_id)}
+        for connection in mine:
+            if connection.id not in owned:  # made elsewhere for this tenant's entity
+                await self.store.record_connection(tenant_id, connection.id)
+            await self.record(tenant_id, connection, source="poll")
+        seen = {c.id for c in mine}
+        self._listings[tenant_id] = (listed_at, frozenset(owned - seen))
 
     # ------------------------------------------------------------------ holding
 

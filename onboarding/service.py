@@ -782,8 +782,7 @@ class Overview:
 
 
 async def overview(
-    store: Store,
-    waycore: WaycoreClient,
+    live: LiveStatus,
     entities: EntityResolver,
     user: HostUser,
     *,
@@ -792,7 +791,7 @@ async def overview(
     """Waycore's connections of the tenant's entity (recorded locally as the tenant's), grouped
     by the journey table, with the newest `drafts_shown` drafts that have no connection yet
     (`more_drafts`: whether there are more)."""
-    tenant = user.tenant
+    tenant, store = user.tenant, live.store
     shown = max(DRAFTS_PAGE, min(drafts_shown, MAX_DRAFTS_SHOWN))
     drafts = await store.open_drafts(tenant.id, shown + 1)
     more = len(drafts) > shown
@@ -803,18 +802,16 @@ async def overview(
         await entities.prefetch(tenant)
         return Overview([], [], [], drafts, owned, more_drafts=more)
     try:
-        listed = await waycore.list_connections(entity_id=entity_id)
+        connections = await live.tenant_connections(tenant.id, entity_id)
     except WaycoreError as exc:
         return Overview([], [], [], drafts, owned, error=exc, more_drafts=more)
-    connections = [c for c in listed if not c.entity_id or c.entity_id == entity_id]
     for connection in connections:
-        if connection.id not in owned:
-            await store.record_connection(tenant.id, connection.id)
+        if connection.id not in owned:  # recorded just now, from Waycore's list
             owned[connection.id] = await owned_record(store, tenant.id, connection.id)
-    live = [c for c in connections if c.is_ready]
+    ready = [c for c in connections if c.is_ready]
     in_setup = [c for c in connections if step_for(c) is Step.DELEGATED_USER or is_waiting(c)]
     attention = [c for c in connections if not c.is_ready and c not in in_setup]
-    return Overview(live, attention, in_setup, drafts, owned, more_drafts=more)
+    return Overview(ready, attention, in_setup, drafts, owned, more_drafts=more)
 
 
 def guide_url(setup_guides: dict[str, str], institution_id: str | None) -> str:

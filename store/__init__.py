@@ -192,6 +192,11 @@ class Store:
         #: as soon as its notification arrives (`INVALIDATE_CHANNEL`).
         self._sessions: TTLCache[str, SessionRecord | None] = TTLCache(CACHE_SECONDS)
         self._owned: TTLCache[tuple[str, str], OwnedConnection | None] = TTLCache(CACHE_SECONDS)
+        #: The last state seen of each connection, read on every status check: kept in memory
+        #: until it changes (here at once; elsewhere on the notification), at most a while.
+        self._states: TTLCache[str, ConnectionState | None] = TTLCache(STATE_CACHE_SECONDS)
+        #: This instance, in the invalidations it sends (it needs none of its own back).
+        self._origin = secrets.token_hex(6)
         self._invalidations: asyncio.Task[None] | None = None
         self.draft_ttl_seconds = draft_ttl_days * DAY
         self.backend = engine.dialect.name
@@ -235,18 +240,24 @@ class Store:
         """Drop what another instance changed from the in-memory caches."""
         async with self.listen(INVALIDATE_CHANNEL) as messages:
             async for message in messages:
-                kind, _, key = message.partition(" ")
-                self._drop(kind, key)
+                kind, key, origin = (message.split(" ") + ["", ""])[:3]
+                if origin != self._origin:  # this instance dropped its own at once
+                    self._drop(kind, key)
 
     def _drop(self, kind: str, key: str) -> None:
         if kind == "session":
             self._sessions.drop(key)
         elif kind == "owned":
             self._owned.drop_where(lambda cached: cached[1] == key)
+        elif kind == "state":
+            if key == "*":
+                self._states.clear()
+            else:
+                self._states.drop(key)
 
     async def _invalidate(self, kind: str, key: str) -> None:
         self._drop(kind, key)
-        await self.notify(INVALIDATE_CHANNEL, f"{kind} {key}")
+        await self.notify(INVALIDATE_CHANNEL, f"{kind} {key} {self._origin}")
 
     async def close(self) -> None:
         """End every subscription, stop listening, close all connections; later calls raise
@@ -554,6 +565,7 @@ class Store:
                 )
             )
         await self._invalidate("owned", connection_id)
+        await self._invalidate("state", connection_id)
 
     async def settle_connection(self, tenant_id: str, connection_id: str) -> None:
         """The connection is ready: delete its drafts and remember that this was done, in one
@@ -594,8 +606,24 @@ class Store:
 
     async def connection_state(self, connection_id: str) -> ConnectionState | None:
         """The last state seen of a connection (shared by every instance), if any."""
+        cached = self._states.get(connection_id)
+        if cached is not MISSING:
+            return cached
+        return await self._read_state(connection_id)
+
+    async def _read_state(self, connection_id: str) -> ConnectionState | None:
+        """The state as the database has it now (and kept in memory)."""
         row = await self._one(_STATE, connection_id=connection_id)
-        return _state(row) if row else None
+        state = _state(row) if row else None
+        self._states.put(connection_id, state)
+        return state
+
+    reload_state = _read_state
+
+    async def _state_changed(self, connection_id: str) -> ConnectionState | None:
+        """After a write of a state row: tell the other instances, and read it afresh."""
+        await self._invalidate("state", connection_id)
+        return await self._read_state(connection_id)
 
     async def save_state(
         self,
@@ -614,7 +642,7 @@ class Store:
         now = time.time() if now is None else now
         body = json.dumps(resource, sort_keys=True, separators=(",", ":"))
         for _ in range(3):  # optimistic: another instance may save between the read and write
-            current = await self.connection_state(connection_id)
+            current = await self._read_state(connection_id)
             if current is None:
                 inserted = await self._write(
                     self._insert(connection_state)
@@ -630,7 +658,7 @@ class Store:
                     .on_conflict_do_nothing()
                 )
                 if inserted:
-                    saved = await self.connection_state(connection_id)
+                    saved = await self._state_changed(connection_id)
                     assert saved is not None
                     await self.notify(STATE_CHANNEL, f"{connection_id} {saved.version}")
                     return saved, True
@@ -652,7 +680,7 @@ class Store:
                 .values(**values)
             )
             if updated:
-                saved = await self.connection_state(connection_id)
+                saved = await self._state_changed(connection_id)
                 assert saved is not None
                 if changed or data_changed:
                     await self.notify(STATE_CHANNEL, f"{connection_id} {saved.version}")
@@ -693,6 +721,7 @@ class Store:
             .where(connection_state.c.connection_id == connection_id)
             .values(check_after=until, refreshing_until=None)
         )
+        await self._state_changed(connection_id)
         await self.notify(STATE_CHANNEL, f"{connection_id} 0")
 
     async def expire_state(self, connection_id: str | None = None) -> None:
@@ -702,6 +731,7 @@ class Store:
         if connection_id is not None:
             statement = statement.where(connection_state.c.connection_id == connection_id)
         await self._write(statement)
+        await self._invalidate("state", connection_id or "*")
 
     async def mark_sync_available(self, connection_id: str) -> None:
         """New transaction data is available (a webhook said so): data read before is old."""
@@ -712,6 +742,7 @@ class Store:
             .values(data_version=s.data_version + 1, sync_available_at=time.time())
         )
         if changed:
+            await self._state_changed(connection_id)
             await self.notify(STATE_CHANNEL, f"{connection_id} 0")
 
     # ------------------------------------------------------------------ backoffs
@@ -731,6 +762,8 @@ class Store:
 
 #: How long sessions and ownership are kept in memory (see `Store.__init__`).
 CACHE_SECONDS = 5.0
+#: Longest a connection's last state seen is kept in memory without news of a change.
+STATE_CACHE_SECONDS = 30.0
 #: Instances tell each other here what to drop from those caches ("session <sid>",
 #: "owned <connection id>").
 INVALIDATE_CHANNEL = "store_invalidate"

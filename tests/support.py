@@ -195,7 +195,8 @@ class SandboxHandle:
         )
         if state is not None:
             assert self.client.portal is not None
-            self.client.portal.call(state.store.expire_state)
+            self.client.portal.call(state.live.expire)
+            state.waycore.forget_cached()
 
     def control(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         """Call the sandbox's `/_sandbox/*` or `/v1` API with the root key."""

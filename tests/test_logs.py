@@ -71,10 +71,10 @@ def test_the_request_id_is_the_reference_when_waycore_gave_none(
 ) -> None:
     from store import Store
 
-    async def broken(self: Store, tenant_id: str) -> list[object]:
+    async def broken(self: Store, tenant_id: str, limit: int) -> list[object]:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(Store, "list_drafts", broken)
+    monkeypatch.setattr(Store, "open_drafts", broken)
     monkeypatch.setattr(alice.client._transport, "raise_server_exceptions", False)
     response = alice.get("/connections")
     assert response.status_code == 500

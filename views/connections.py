@@ -28,9 +28,7 @@ async def list_connections(request: Request) -> Response:
     if left in {step.value for step in Step}:
         await funnel.exited(request, user, Step(left), "finished_later")
     shown = drafts_shown(request)
-    overview = await service.overview(
-        state.store, state.waycore, state.entities, user, drafts_shown=shown
-    )
+    overview = await service.overview(state.live, state.entities, user, drafts_shown=shown)
     context = {
         "live": overview.live,
         "attention": overview.attention,

@@ -26,6 +26,7 @@ from starlette.templating import Jinja2Templates
 from config import DEFAULT_SETUP_GUIDE_URL, TERMS_OF_USE_URL, Settings
 from host import SESSION_ID_KEY
 from security import csrf_token
+from store.cache import MISSING, TTLCache
 from views import htmx
 from views.filters import FILTERS
 from views.status import bank_name, repair_label, screen_copy, status_view, sync_label
@@ -75,6 +76,10 @@ def render_block(request: Request, name: str, block: str, context: Mapping[str, 
     return html
 
 
+#: Rendered polled fragments, by everything they show (`render(..., reuse=key)`).
+_FRAGMENTS: TTLCache[tuple[Any, ...], str] = TTLCache(60.0, limit=20_000)
+
+
 def render(
     request: Request,
     name: str,
@@ -82,14 +87,24 @@ def render(
     *,
     block: str | None = None,
     status: int = 200,
+    reuse: tuple[Any, ...] | None = None,
 ) -> Response:
-    """A full page for normal requests, one block for htmx requests (see the module doc)."""
+    """A full page for normal requests, one block for htmx requests (see the module doc).
+
+    `reuse`: for a polled fragment answered again and again with the same content, a key naming
+    everything it shows (the connection's state version, the viewer's role, the URLs' query):
+    the block rendered for that key is sent again rather than rendered anew."""
     response: Response
     whole = PurePosixPath(name).name.startswith("_")
     if htmx.is_htmx(request) and not whole:
         block = block or "content"
-        ctx = _context(request, context, page=block == "content")
-        html = render_block(request, name, block, ctx)
+        key = (name, block, request.scope.get("root_path", ""), *reuse) if reuse else None
+        html = _FRAGMENTS.get(key) if key else MISSING
+        if html is MISSING:
+            ctx = _context(request, context, page=block == "content")
+            html = render_block(request, name, block, ctx)
+            if key:
+                _FRAGMENTS.put(key, html)
         response = HTMLResponse(html, status_code=status)
     else:
         ctx = _context(request, context, page=not whole)

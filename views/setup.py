@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from onboarding import service
-from onboarding.journey import Step, step_for
+from onboarding.journey import Step, is_waiting, step_for
 from onboarding.live import Reading
 from store import OwnedConnection
 from views import funnel, htmx, inputs
@@ -226,7 +226,15 @@ async def activation_status(request: Request) -> Response:
         )
     attempt = watch_attempt(request.query_params.get("n"))
     context = _activation_context(request, watched.reading, first=False, attempt=attempt, held=held)
-    return render(request, "connections/activation.html", context, block="activation_status")
+    # Still waiting, the region only says so: the same state shows the same region.
+    reuse = (
+        (connection.id, watched.reading.version, user.role)
+        + (context["watch_query"], context["poll_delay"])
+        if is_waiting(connection) and not context["next_check_at"]
+        else None
+    )
+    template = "connections/activation.html"
+    return render(request, template, context, block="activation_status", reuse=reuse)
 
 
 routes = [

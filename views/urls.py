@@ -7,21 +7,51 @@ never built from the `Host` header. Templates call the same `url_for` as a globa
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from starlette.convertors import Convertor
 from starlette.requests import Request
+from starlette.routing import Route
 
 from onboarding.journey import Step, step_for
 from waycore.models import Connection
 
 
+@dataclass(frozen=True)
+class _Path:
+    format: str
+    convertors: dict[str, Convertor[Any]]
+
+
+def _table(request: Request) -> dict[str, _Path]:
+    """The app's named routes, read once (a page builds dozens of URLs; the router would walk
+    every route for each)."""
+    state = request.app.state
+    table: dict[str, _Path] | None = getattr(state, "url_table", None)
+    if table is None:
+        table = {
+            route.name: _Path(route.path_format, dict(route.param_convertors))
+            for route in request.app.router.routes
+            if isinstance(route, Route)
+        }
+        state.url_table = table
+    return table
+
+
 def url_for(request: Request, name: str, /, **params: Any) -> str:
     """The root-relative path of route `name`, under the prefix the app is served at.
 
-    It asks this app's own router (`request.app`), so it works the same when the app is mounted
-    inside a host's app."""
-    path = request.app.router.url_path_for(name, **{k: str(v) for k, v in params.items()})
-    return str(request.scope.get("root_path", "")).rstrip("/") + str(path)
+    It asks this app's own route table (`request.app`), so it works the same when the app is
+    mounted inside a host's app."""
+    known = _table(request).get(name)
+    if known is not None and set(known.convertors) == set(params):
+        path = known.format.format(
+            **{key: known.convertors[key].to_string(value) for key, value in params.items()}
+        )
+    else:  # a Mount (static files), or parameters the table cannot fill: the router decides
+        path = str(request.app.router.url_path_for(name, **{k: str(v) for k, v in params.items()}))
+    return str(request.scope.get("root_path", "")).rstrip("/") + path
 
 
 def step_url(request: Request, connection: Connection, step: Step | None = None) -> str:

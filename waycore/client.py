@@ -389,6 +389,11 @@ class WaycoreClient:
 
     # ------------------------------------------------------------------ institutions
 
+    def forget_cached(self) -> None:
+        """Drop the remembered catalog records and searches (the next calls ask Waycore)."""
+        self._institutions.clear()
+        self._searches.clear()
+
     async def search_institutions(self, query: str, *, limit: int = 20) -> list[Institution]:
         """`GET /v1/institutions?query=`: the first `limit` matches (one page), remembered for
         `search_ttl` seconds (0: never)."""

@@ -77,10 +77,10 @@ def test_an_unexpected_error_shows_a_reference_and_no_trace(
 ) -> None:
     from store import Store
 
-    async def broken(self: Store, tenant_id: str) -> list[object]:
+    async def broken(self: Store, tenant_id: str, limit: int) -> list[object]:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(Store, "list_drafts", broken)
+    monkeypatch.setattr(Store, "open_drafts", broken)
     # Answer like a served app does, instead of re-raising into the test.
     monkeypatch.setattr(alice.client._transport, "raise_server_exceptions", False)
     response = alice.get("/connections")

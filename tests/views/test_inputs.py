@@ -401,10 +401,10 @@ def test_the_500_page_carries_the_security_headers(
 ) -> None:
     from store import Store
 
-    async def broken(self: Store, tenant_id: str) -> list[object]:
+    async def broken(self: Store, tenant_id: str, limit: int) -> list[object]:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(Store, "list_drafts", broken)
+    monkeypatch.setattr(Store, "open_drafts", broken)
     monkeypatch.setattr(alice.client._transport, "raise_server_exceptions", False)
     for htmx in (False, True):
         response = alice.get("/connections", htmx=htmx)
