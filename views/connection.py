@@ -29,7 +29,7 @@ from onboarding.journey import Step, step_for
 from store import OwnedConnection
 from views import htmx, inputs
 from views.errors import Problem, problem_for
-from views.guards import app_state, ensure_step, owned_connection, require_user
+from views.guards import app_state, ensure_step, mark_seen, owned_connection, require_user
 from views.guards import connection_id as guarded_connection_id
 from views.render import flash, render
 from views.status import SYNC_LABELS, sync_label, watch_attempt, watch_context
@@ -120,6 +120,7 @@ async def connection_page(request: Request) -> Response:
     cursor = _cursor(request)
     owned, connection = await owned_connection(request, user)
     ensure_step(request, Step.CONNECTION, connection)
+    await mark_seen(request, user, connection)
     poll = app_state(request).settings.poll_interval_seconds
     context = {
         "owned": owned,

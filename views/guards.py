@@ -7,6 +7,7 @@
 - `owned_connection(request, user)`: the connection in the URL, checked for the shape of an id
   and proven the tenant's before any Waycore call (`onboarding.errors.NotOwned`, a 404,
   otherwise); `owned_draft` likewise for a draft;
+- `mark_seen(request, user, connection)`: what the user has now seen of a connection;
 - `ensure_step(request, step, connection)`: returns when `step` may show this connection, else
   raises `WrongStep`, which navigates to the step it belongs on (the journey table,
   `onboarding.journey`).
@@ -119,6 +120,12 @@ async def owned_connection(request: Request, user: HostUser) -> tuple[OwnedConne
     return await service.owned_connection(
         state.store, state.waycore, state.events, user.tenant.id, connection_id(request)
     )
+
+
+async def mark_seen(request: Request, user: HostUser, connection: Connection) -> None:
+    """`user` has now seen `connection` in its status (a screen of it is being shown): the
+    list's "changed since you last looked" marks compare with it."""
+    await service.mark_seen(app_state(request).store, user, connection)
 
 
 class WrongStep(Exception):

@@ -24,7 +24,7 @@ from onboarding.journey import Step, step_for
 from store import OwnedConnection
 from views import funnel, htmx, inputs
 from views.errors import Problem, problem_for
-from views.guards import app_state, ensure_step, owned_connection, require_user
+from views.guards import app_state, ensure_step, mark_seen, owned_connection, require_user
 from views.render import flash, render
 from views.status import steps_progress, watch_attempt, watch_context
 from views.urls import step_url
@@ -172,6 +172,7 @@ async def activation(request: Request) -> Response:
     user = await require_user(request, "read")
     owned, connection = await owned_connection(request, user)
     ensure_step(request, Step.ACTIVATION, connection)
+    await mark_seen(request, user, connection)
     status = connection.status
     await funnel.step_viewed(
         request, user, Step.ACTIVATION, connection_id=connection.id, status=status
