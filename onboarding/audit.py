@@ -140,10 +140,12 @@ async def trail_page(
     *,
     before: str | None = None,
     after: str | None = None,
-    size: int = PAGE_SIZE,
+    size: int | None = None,
 ) -> TrailPage:
     """The page of `tenant_id`'s trail just older than entry `before`, just newer than entry
-    `after`, or the newest. One more entry than shown is read, to know whether there are more."""
+    `after`, or the newest (`size` entries, default `PAGE_SIZE`). One more entry than shown is
+    read, to know whether there are more."""
+    size = size or PAGE_SIZE
     rows = await store.audit_entries(tenant_id, limit=size + 1, before=before, after=after)
     if after is not None:
         more_newer, shown = len(rows) > size, rows[-size:]
