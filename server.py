@@ -6,8 +6,8 @@ the local Waycore sandbox in-process and talks to it through `httpx.ASGITranspor
 journey works offline. The browser only ever talks to this app; only the lifespan's single
 `WaycoreClient` talks to Waycore. The lifespan also starts the host-events sender (when
 `HOST_EVENTS_URL` is set: it resumes the events still pending in the store's outbox) and the
-periodic purge. Every request gets an id
-(`logs.RequestIdMiddleware`) that is on each of its log lines and answered as `X-Request-ID`.
+periodic purge. Every request gets an id (`logs.RequestIdMiddleware`) that is on each of its log
+lines and answered as `X-Request-ID`.
 
 A configuration that cannot start (no `SECRET_KEY`, say) ends `python server.py` with one line
 on stderr and exit status 2. The store is opened first: a SQLite file is migrated, a Postgres
