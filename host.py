@@ -22,12 +22,12 @@ from starlette.requests import Request
 from store import Store
 
 Role = Literal["admin", "member", "viewer"]
-Permission = Literal["read", "connect", "delete"]
+Permission = Literal["read", "connect", "delete", "audit"]
 
-#: admin may do everything including delete; member may start, continue and sync connections;
-#: viewer only reads.
+#: admin may do everything including delete and reading the audit trail; member may start,
+#: continue and sync connections; viewer only reads.
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    "admin": frozenset({"read", "connect", "delete"}),
+    "admin": frozenset({"read", "connect", "delete", "audit"}),
     "member": frozenset({"read", "connect"}),
     "viewer": frozenset({"read"}),
 }

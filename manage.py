@@ -7,6 +7,8 @@
   webhooks list         the registrations of the configured Waycore (secrets masked)
   webhooks test [ID]    ask Waycore to send a `test` event to a registration
   drafts purge          delete local drafts untouched for DRAFT_TTL_DAYS, and expired sessions
+  events list           the host events still pending and those that went dead (`--state`)
+  events retry ID...    queue dead host events again, due now (the app sends them)
 
 Each command reads the same settings as the app (`config.load_settings`) and works on the same
 store and Waycore the app is configured for. The Waycore commands need `WAYCORE_BASE_URL` (a
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -229,6 +232,62 @@ async def drafts_purge(ctx: Context) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- host events
+
+EVENT_STATES = ("pending", "dead", "delivered")
+
+
+@asynccontextmanager
+async def store(ctx: Context) -> AsyncIterator[Store]:
+    settings = ctx.settings
+    opened = await Store.open(settings.database, draft_ttl_days=settings.draft_ttl_days)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def _utc(moment: float | None) -> str:
+    if moment is None:
+        return "-"
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
+
+
+async def events_list(ctx: Context) -> int:
+    """The outbox's events in the states asked for (default: pending and dead), newest first."""
+    chosen: str | None = ctx.args.state
+    states: tuple[str, ...] = (
+        ("pending", "dead") if chosen is None else EVENT_STATES if chosen == "all" else (chosen,)
+    )
+    async with store(ctx) as opened:
+        queued = await opened.host_events(states, limit=ctx.args.limit)
+    if not queued:
+        out(f"no {' or '.join(states)} host events")
+    for event in queued:
+        due = _utc(event.delivered_at if event.state == "delivered" else event.due_at)
+        out(
+            f"{event.event_id}  {event.state:<9}  {event.type}  tenant={event.tenant_id or '-'}"
+            f"  attempts={event.attempts}  {'delivered' if event.state == 'delivered' else 'due'}"
+            f"={due}  last={event.last_error or '-'}"
+        )
+    return 0
+
+
+async def events_retry(ctx: Context) -> int:
+    """Dead events are pending again, due now: the app's sender (any instance) sends them."""
+    failed = 0
+    async with store(ctx) as opened:
+        for event_id in ctx.args.event_ids:
+            if await opened.retry_host_event(event_id, time.time()):
+                out(f"{event_id} queued again")
+            else:
+                failed += 1
+                sys.stderr.write(f"manage.py: {event_id} is not a dead host event\n")
+    if not ctx.settings.host_events_url:
+        out("note  no HOST_EVENTS_URL: the app sends queued events only once it is set")
+    return 1 if failed else 0
+
+
 # ---------------------------------------------------------------------------- entry point
 
 
@@ -263,6 +322,20 @@ def parser() -> argparse.ArgumentParser:
     drafts.add_parser("purge", help="delete expired drafts and sessions").set_defaults(
         run=drafts_purge
     )
+
+    events = commands.add_parser("events", help="host events (HOST_EVENTS_URL) not delivered")
+    event_actions = events.add_subparsers(dest="action", required=True, metavar="action")
+    listing = event_actions.add_parser("list", help="pending and dead events")
+    listing.add_argument(
+        "--state",
+        choices=[*EVENT_STATES, "all"],
+        help="only events in this state (default: pending and dead)",
+    )
+    listing.add_argument("--limit", type=int, default=100, help="at most this many (100)")
+    listing.set_defaults(run=events_list)
+    retry = event_actions.add_parser("retry", help="queue dead events again, due now")
+    retry.add_argument("event_ids", nargs="+", metavar="EVENT_ID", help="hev_…")
+    retry.set_defaults(run=events_retry)
     return top
 
 

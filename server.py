@@ -5,8 +5,9 @@
 the local Waycore sandbox in-process and talks to it through `httpx.ASGITransport`, so the whole
 journey works offline. The browser only ever talks to this app; only the lifespan's single
 `WaycoreClient` talks to Waycore. The lifespan also starts the host-events sender (when
-`HOST_EVENTS_URL` is set) and the periodic purge. Every request gets an id
-(`logs.RequestIdMiddleware`) that is on each of its log lines and answered as `X-Request-ID`.
+`HOST_EVENTS_URL` is set: it resumes the events still pending in the store's outbox) and the
+periodic purge. Every request gets an id (`logs.RequestIdMiddleware`) that is on each of its log
+lines and answered as `X-Request-ID`.
 
 A configuration that cannot start (no `SECRET_KEY`, say) ends `python server.py` with one line
 on stderr and exit status 2. The store is opened first: a SQLite file is migrated, a Postgres
@@ -91,12 +92,15 @@ async def _webhook_secret(settings: Settings, client: WaycoreClient, embedded: b
 
 
 def _host_events(
-    settings: Settings, transport: httpx.AsyncBaseTransport | None
+    settings: Settings, store: Store, transport: httpx.AsyncBaseTransport | None
 ) -> tuple[HostEvents, Sender | None]:
-    """Events are always logged; delivered too when the host configured its endpoint."""
+    """Events are always logged; queued in the store's outbox and delivered too when the host
+    configured its endpoint."""
     if not settings.host_events_url or settings.host_events_secret is None:
         return HostEvents(), None
-    sender = Sender(settings.host_events_url, str(settings.host_events_secret), transport=transport)
+    sender = Sender(
+        settings.host_events_url, str(settings.host_events_secret), store, transport=transport
+    )
     return HostEvents(sender), sender
 
 
@@ -153,7 +157,7 @@ def create_app(
             webhook_secret = await _webhook_secret(settings, client, sandbox_app is not None)
             purger = asyncio.create_task(purge_periodically(store))
             stack.callback(purger.cancel)
-            events, sender = _host_events(settings, host_events_transport)
+            events, sender = _host_events(settings, store, host_events_transport)
             if sender is not None:
                 stack.push_async_callback(sender.aclose)
                 worker = asyncio.create_task(sender.run())
@@ -176,7 +180,7 @@ def create_app(
                 entities=resolver,
                 webhook_secret=webhook_secret,
                 events=events,
-                audit=AuditTrail(),
+                audit=AuditTrail(store),
                 live=live,
             )
             _warn_about_demo_mode(settings)

@@ -25,9 +25,14 @@ connection event's id is derived from what happened (the connection, the event t
 activation poll and by a Waycore webhook) carries the same id. Payloads are built here from
 named fields only, never hold a secret or a bank password, and are refused if a key looks like one.
 
-Delivery today is in memory (`Sender`): events queued when the process stops are lost, and an
-event is dropped, with an error log line, after `max_attempts`. The durable queue is a table
-away: `Sender.enqueue` / `_take_due` / `_settle` are the three places it plugs in.
+Delivery is durable: `HostEvents.emit` writes the event, with the exact body to sign, into the
+store's outbox (`host_event_outbox`; an id already there is ignored, so a fact seen twice is sent
+once), and the `Sender` of any instance claims what is due, sends it signed with the wall-clock
+time, and marks it delivered, or due again after a backoff, or dead after `max_attempts` (an
+error log line; `python manage.py events retry ID` queues it again). A claim is one statement,
+so two instances never send one event at the same time; a claim lapses after `claim_seconds`,
+so an event held by an instance that stopped mid-delivery is sent by another (the host may then
+see it twice: it de-duplicates by id). Pending events outlive a restart.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ import httpx
 
 from host import HostUser
 from logs import current_request_id
+from store import OutboxEvent, Store
 from waycore.models import Connection
 from waycore.webhooks import sign
 
@@ -209,90 +215,94 @@ def portal_host(url: str | None) -> str | None:
 # ---------------------------------------------------------------------------- delivery
 
 
-@dataclass
-class _Delivery:
-    event: HostEvent
-    attempts: int = 0
-    due: float = 0.0
-
-
 class Sender:
-    """Delivers events to the host's URL, signed, retrying with exponential backoff.
+    """Delivers the outbox's events to the host's URL, signed, retrying with exponential
+    backoff (see the module docstring).
 
     Attempt n (1-based) that fails is retried after `min(cap, base * 2**(n-1))` seconds; a 2xx
     answer counts as delivered; anything else, or a transport error, is retried; after
-    `max_attempts` the event is dropped with an error log line. `deliver_due()` sends what is
-    due now (the worker calls it; tests call it with their own clock), one pass at a time."""
+    `max_attempts` the event is dead. `deliver_due()` sends what is due now, one pass at a time
+    (the worker, `run()`, calls it; tests call it with their own clock). `clock` is the wall
+    clock (due times are kept in the database, shared by every instance)."""
 
     def __init__(
         self,
         url: str,
         secret: str,
+        store: Store,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         max_attempts: int = 8,
         backoff_base: float = 2.0,
         backoff_cap: float = 600.0,
         timeout: float = 5.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
+        batch: int = 100,
+        idle_seconds: float = 60.0,
     ) -> None:
         self.url = url
         self._secret = secret
+        self.store = store
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.clock = clock
+        #: Events claimed per pass at most (the rest wait for the next pass).
+        self.batch = batch
+        #: How long a claim lasts: longer than one attempt can take.
+        self.claim_seconds = timeout + 30.0
+        #: The longest the worker sleeps without looking (events queued by other instances).
+        self.idle_seconds = idle_seconds
+        #: This sender's name on the events it claims.
+        self.claimer = "snd_" + secrets.token_hex(8)
         self._http = httpx.AsyncClient(
             transport=transport,
             timeout=httpx.Timeout(timeout),
             follow_redirects=False,
             headers={"User-Agent": "waycore-onboarding/0.1 (host events)"},
         )
-        self._queue: list[_Delivery] = []
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
-        #: Ids delivered, and ids given up on, in order (for operators and tests).
-        self.delivered: list[str] = []
-        self.dropped: list[str] = []
 
     def __repr__(self) -> str:  # the secret never reaches a repr
-        return f"Sender(url={self.url!r}, pending={len(self._queue)})"
+        return f"Sender(url={self.url!r})"
 
-    @property
-    def pending(self) -> int:
-        return len(self._queue)
-
-    def enqueue(self, event: HostEvent) -> None:
-        """Queue `event` for delivery now. (The durable queue inserts a row here.)"""
-        self._queue.append(_Delivery(event, due=self.clock()))
+    async def enqueue(self, event: HostEvent) -> bool:
+        """Queue `event` in the outbox, due now; False when its id was already there."""
+        body = event.body().decode("utf-8")
+        queued = await self.store.queue_host_event(
+            event.id, str(event.type), event.tenant_id, body, self.clock()
+        )
         self._wake.set()
+        return queued
 
     def backoff(self, attempts: int) -> float:
         """Seconds before the retry that follows failed attempt number `attempts`."""
         return float(min(self.backoff_cap, self.backoff_base * 2 ** (attempts - 1)))
 
-    def next_due_in(self) -> float | None:
-        """Seconds until the next queued delivery is due (None: nothing queued)."""
-        if not self._queue:
-            return None
-        return max(0.0, min(d.due for d in self._queue) - self.clock())
-
-    def _take_due(self, now: float) -> list[_Delivery]:
-        due = [d for d in self._queue if d.due <= now]
-        self._queue = [d for d in self._queue if d.due > now]
-        return due
+    async def next_due_in(self) -> float | None:
+        """Seconds until the next pending event can be claimed (None: nothing pending)."""
+        due = await self.store.next_host_event_due()
+        return None if due is None else max(0.0, due - self.clock())
 
     async def deliver_due(self) -> int:
-        """Send every delivery that is due; returns how many were delivered in this pass."""
+        """Claim and send every event that is due (up to `batch`); returns how many were
+        delivered in this pass."""
         async with self._lock:
             done = 0
-            for delivery in self._take_due(self.clock()):
-                done += await self._attempt(delivery)
+            for _ in range(self.batch):
+                now = self.clock()
+                claimed = await self.store.claim_host_event(
+                    self.claimer, now, now + self.claim_seconds
+                )
+                if claimed is None:
+                    break
+                done += await self._attempt(claimed)
             return done
 
-    async def _attempt(self, delivery: _Delivery) -> int:
-        delivery.attempts += 1
-        body = delivery.event.body()
+    async def _attempt(self, event: OutboxEvent) -> int:
+        attempts = event.attempts + 1
+        body = event.body.encode("utf-8")
         headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(self._secret, body)}
         try:
             response = await self._http.post(self.url, content=body, headers=headers)
@@ -300,64 +310,78 @@ class Sender:
             outcome = type(exc).__name__
         else:
             if 200 <= response.status_code < 300:
-                self._settle(delivery, delivered=True)
+                await self.store.host_event_delivered(event.event_id, attempts, self.clock())
+                log.info("host event %s delivered (attempt %d)", event.event_id, attempts)
                 return 1
             outcome = f"HTTP {response.status_code}"
-        if delivery.attempts >= self.max_attempts:
-            self._settle(delivery, delivered=False, outcome=outcome)
+        if attempts >= self.max_attempts:
+            await self.store.host_event_failed(
+                event.event_id, self.claimer, attempts=attempts, error=outcome, retry_at=None
+            )
+            log.error(
+                "host event %s is dead after %d attempts (last: %s); "
+                "`python manage.py events retry %s` sends it again",
+                event.event_id,
+                attempts,
+                outcome,
+                event.event_id,
+            )
             return 0
-        wait = self.backoff(delivery.attempts)
-        delivery.due = self.clock() + wait
-        self._queue.append(delivery)
+        wait = self.backoff(attempts)
+        await self.store.host_event_failed(
+            event.event_id,
+            self.claimer,
+            attempts=attempts,
+            error=outcome,
+            retry_at=self.clock() + wait,
+        )
         log.warning(
             "host event %s attempt %d failed (%s); retrying in %.0f s",
-            delivery.event.id,
-            delivery.attempts,
+            event.event_id,
+            attempts,
             outcome,
             wait,
         )
         return 0
 
-    def _settle(self, delivery: _Delivery, *, delivered: bool, outcome: str = "") -> None:
-        """A delivery's end. (The durable queue marks its row delivered or dead here.)"""
-        if delivered:
-            self.delivered.append(delivery.event.id)
-            log.info("host event %s delivered (attempt %d)", delivery.event.id, delivery.attempts)
-        else:
-            self.dropped.append(delivery.event.id)
-            log.error(
-                "host event %s dropped after %d attempts (last: %s)",
-                delivery.event.id,
-                delivery.attempts,
-                outcome,
-            )
-
     async def run(self) -> None:
-        """The worker: deliver what is due, then sleep until the next due time or a new event."""
+        """The worker: deliver what is due (pending events of an earlier run first), then sleep
+        until the next due time, a new event, or `idle_seconds`."""
         while True:
             self._wake.clear()
             try:
                 await self.deliver_due()
+                due_in = await self.next_due_in()
             except Exception:  # never let one bad pass stop deliveries for good
                 log.exception("host event delivery pass failed")
+                due_in = None
+            timeout = self.idle_seconds if due_in is None else min(due_in, self.idle_seconds)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.next_due_in())
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
 
     async def aclose(self) -> None:
-        if self._queue:
-            log.warning("%d host event(s) not delivered before shutdown", len(self._queue))
+        """Stop sending; what this sender had claimed is given back for the next pass of any
+        instance (pending events stay in the outbox)."""
+        try:
+            await self.store.release_host_events(self.claimer)
+        except Exception:
+            log.exception("could not release the host events claimed by %s", self.claimer)
         await self._http.aclose()
 
 
 class HostEvents:
     """Where the app reports events: `await events.emit(event)` logs it as one JSON line and,
-    when a `Sender` is configured, queues it for the host. Never raises for the caller."""
+    when a `Sender` is configured, queues it in the outbox for the host. Never raises for the
+    caller (an event that cannot be queued is an error log line)."""
 
     def __init__(self, sender: Sender | None = None) -> None:
         self.sender = sender
 
     async def emit(self, event: HostEvent) -> None:
-        # async: the durable queue will write a row here before answering.
         log.info("host_event %s", json.dumps(event.payload(), sort_keys=True))
-        if self.sender is not None:
-            self.sender.enqueue(event)
+        if self.sender is None:
+            return
+        try:
+            await self.sender.enqueue(event)
+        except Exception:
+            log.exception("host event %s could not be queued for the host", event.id)

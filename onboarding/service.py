@@ -23,7 +23,10 @@ The rules, each in one place:
   (`correct_portal`), and bank-issued credentials sent again for re-authentication
   (`resubmit_credentials`);
 - manual sync honours the 45-minute cooldown locally, from an accepted sync or a 429's
-  `Retry-After`: inside it no sync is sent to Waycore (`start_sync`).
+  `Retry-After`: inside it no sync is sent to Waycore (`start_sync`);
+- the list marks what changed since each user last looked ("Connected while you were away",
+  "Needs attention"), against the status they last saw each connection in, on the list or its
+  screens (`overview`, `changes_since_last_look`, `mark_seen`).
 
 Every auditable step (connection created or returned, credentials submitted, setup completed,
 sync requested, connection deleted, draft discarded) is recorded through `AuditTrail`, and every
@@ -779,6 +782,9 @@ class Overview:
     error: WaycoreError | None = None
     #: More drafts than `drafts` holds (the list shows them a page at a time).
     more_drafts: bool = False
+    #: connection id -> what changed since this user last looked (`CONNECTED_WHILE_AWAY`,
+    #: `NEEDS_ATTENTION`); only connections that changed are in it.
+    marks: dict[str, str] = field(default_factory=dict)
 
 
 async def overview(
@@ -811,7 +817,39 @@ async def overview(
     ready = [c for c in connections if c.is_ready]
     in_setup = [c for c in connections if step_for(c) is Step.DELEGATED_USER or is_waiting(c)]
     attention = [c for c in connections if not c.is_ready and c not in in_setup]
-    return Overview(ready, attention, in_setup, drafts, owned, more_drafts=more)
+    seen = await store.seen_statuses(tenant.id, user.id)
+    marks = changes_since_last_look(seen, ready, attention)
+    now_seen = {c.id: c.status for c in connections if seen.get(c.id) != c.status}
+    if now_seen:  # only what changed is written
+        await store.mark_seen(tenant.id, user.id, now_seen)
+    return Overview(ready, attention, in_setup, drafts, owned, more_drafts=more, marks=marks)
+
+
+#: The list's marks on a row that changed since the user last looked.
+CONNECTED_WHILE_AWAY = "connected_while_away"
+NEEDS_ATTENTION = "needs_attention"
+
+
+def changes_since_last_look(
+    seen: dict[str, str], ready: list[Connection], attention: list[Connection]
+) -> dict[str, str]:
+    """What changed since the user last saw each connection (`seen`: its status then, on the
+    list or its own screens): a connection now connected that they last saw otherwise, and one
+    needing attention that they last saw in another status. A connection they never saw is new
+    to them once they have looked at any before (someone else's connection); on a first look
+    nothing is marked."""
+    marks = {}
+    for group, mark in ((ready, CONNECTED_WHILE_AWAY), (attention, NEEDS_ATTENTION)):
+        for connection in group:
+            last = seen.get(connection.id)
+            if last != connection.status and (last is not None or seen):
+                marks[connection.id] = mark
+    return marks
+
+
+async def mark_seen(store: Store, user: HostUser, connection: Connection) -> None:
+    """`user` has now seen `connection` in its current status (a screen of it was shown)."""
+    await store.mark_seen(user.tenant.id, user.id, {connection.id: connection.status})
 
 
 def guide_url(setup_guides: dict[str, str], institution_id: str | None) -> str:

@@ -24,7 +24,19 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Executable, and_, bindparam, delete, func, literal, or_, select, update
+from sqlalchemy import (
+    Executable,
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -34,12 +46,15 @@ from store.cache import MISSING, TTLCache
 from store.coordination import Coordinator, LocalCoordinator, PostgresCoordinator, Subscription
 from store.migrate import SchemaOutOfDate
 from store.schema import (
+    audit_entries,
     backoffs,
+    connection_seen,
     connection_state,
     connections,
     drafts,
     entity_map,
     handoff_tokens,
+    host_event_outbox,
     sessions,
     webhook_events,
 )
@@ -54,6 +69,8 @@ __all__ = [
 ]
 
 DAY = 24 * 60 * 60
+#: Delivered host events are kept this long (for `manage.py events list`), then purged.
+DELIVERED_EVENTS_KEEP_SECONDS = 30 * DAY
 #: The lock under which expired drafts and sessions are purged (one instance at a time).
 PURGE_LOCK = "drafts:purge"
 
@@ -173,6 +190,46 @@ def _owned(row: Mapping[str, Any]) -> OwnedConnection:
     return OwnedConnection(**row)
 
 
+@dataclass(frozen=True)
+class AuditRecord:
+    """One entry of a tenant's audit trail, as kept (see `onboarding.audit`)."""
+
+    id: str
+    action: str
+    tenant_id: str
+    user_id: str
+    user_name: str | None
+    at: float
+    request_id: str | None
+    connection_id: str | None
+    draft_id: str | None
+    #: Comma-separated names of the credential fields sent ("" for none; never values).
+    fields: str
+    outcome: str | None
+
+    @property
+    def field_names(self) -> list[str]:
+        return [name for name in self.fields.split(",") if name]
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    """An event for the host in the durable queue: `body` is exactly what is signed and sent."""
+
+    event_id: str
+    type: str
+    tenant_id: str | None
+    body: str
+    attempts: int
+    due_at: float
+    state: str
+    last_error: str | None
+    created_at: float
+    delivered_at: float | None
+    claimed_by: str | None
+    claimed_until: float | None
+
+
 class StoreClosed(RuntimeError):
     """The store was closed (the app is shutting down)."""
 
@@ -195,6 +252,8 @@ class Store:
         #: The last state seen of each connection, read on every status check: kept in memory
         #: until it changes (here at once; elsewhere on the notification), at most a while.
         self._states: TTLCache[str, ConnectionState | None] = TTLCache(STATE_CACHE_SECONDS)
+        #: What each user was last recorded to have seen (`mark_seen` skips a repeat).
+        self._seen: TTLCache[tuple[str, str, str], str] = TTLCache(STATE_CACHE_SECONDS)
         #: This instance, in the invalidations it sends (it needs none of its own back).
         self._origin = secrets.token_hex(6)
         self._invalidations: asyncio.Task[None] | None = None
@@ -484,6 +543,7 @@ class Store:
             await self._write(
                 delete(handoff_tokens).where(handoff_tokens.c.expires_at <= time.time())
             )
+            await self._purge_delivered_and_seen()
         return count
 
     # ------------------------------------------------------------------ owned connections
@@ -590,6 +650,265 @@ class Store:
             .values(sync_allowed_at=when)
         )
         await self._invalidate("owned", connection_id)
+
+    # ------------------------------------------------------------------ audit trail
+
+    async def add_audit_entry(
+        self,
+        tenant_id: str,
+        *,
+        action: str,
+        user_id: str,
+        user_name: str | None,
+        at: float,
+        request_id: str | None,
+        connection_id: str | None = None,
+        draft_id: str | None = None,
+        fields: str = "",
+        outcome: str | None = None,
+    ) -> str:
+        """Keep one audit entry of `tenant_id`; returns its id."""
+        entry_id = "aud_" + secrets.token_hex(12)
+        await self._write(
+            audit_entries.insert().values(
+                id=entry_id,
+                action=action,
+                tenant_id=tenant_id,
+                user_id=user_id,
+                user_name=user_name,
+                at=at,
+                request_id=request_id,
+                connection_id=connection_id,
+                draft_id=draft_id,
+                fields=fields,
+                outcome=outcome,
+            )
+        )
+        return entry_id
+
+    async def audit_entries(
+        self,
+        tenant_id: str,
+        *,
+        limit: int,
+        before: str | None = None,
+        after: str | None = None,
+    ) -> list[AuditRecord]:
+        """At most `limit` entries of the tenant's trail, newest first: the newest ones, or those
+        just older than the entry `before`, or just newer than the entry `after` (keyset paging
+        on (at, id)). A cursor that is not one of the tenant's entries gives an empty page."""
+        a = audit_entries.c
+        query = select(audit_entries).where(a.tenant_id == tenant_id)
+        cursor = before or after
+        if cursor is not None:
+            anchor = await self._one(select(a.at).where(a.tenant_id == tenant_id, a.id == cursor))
+            if anchor is None:
+                return []
+            at = anchor["at"]
+            if before is not None:
+                query = query.where(or_(a.at < at, and_(a.at == at, a.id < cursor)))
+            else:
+                query = query.where(or_(a.at > at, and_(a.at == at, a.id > cursor)))
+        if after is not None:
+            rows = await self._all(query.order_by(a.at, a.id).limit(limit))
+            rows.reverse()
+        else:
+            rows = await self._all(query.order_by(a.at.desc(), a.id.desc()).limit(limit))
+        return [AuditRecord(**row) for row in rows]
+
+    # ------------------------------------------------------------------ host event outbox
+    # The outbox is the app's own delivery queue (every tenant's events, sent by whichever
+    # instance claims them): no user ever reads it; operators do, through `manage.py events`.
+
+    async def queue_host_event(
+        self, event_id: str, type: str, tenant_id: str | None, body: str, now: float
+    ) -> bool:
+        """Queue an event for the host, due now; False when its id is already queued (stable
+        ids de-duplicate: the same fact seen twice is one event)."""
+        count = await self._write(
+            self._insert(host_event_outbox)
+            .values(
+                event_id=event_id,
+                type=type,
+                tenant_id=tenant_id,
+                body=body,
+                attempts=0,
+                due_at=now,
+                state="pending",
+                created_at=now,
+            )
+            .on_conflict_do_nothing()
+        )
+        return count > 0
+
+    async def claim_host_event(self, claimer: str, now: float, until: float) -> OutboxEvent | None:
+        """Claim the pending event due first (none claimed, or its claim lapsed) for `claimer`
+        until `until`; None when nothing is due. One statement: two instances never claim the
+        same event (Postgres skips a row another claim has locked; SQLite writes one at a
+        time)."""
+        o = host_event_outbox.c
+        claimable = and_(
+            o.state == "pending",
+            o.due_at <= now,
+            or_(o.claimed_until.is_(None), o.claimed_until <= now),
+        )
+        first = (
+            select(o.event_id)
+            .where(claimable)
+            .order_by(o.due_at, o.event_id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        statement = (
+            update(host_event_outbox)
+            .where(o.event_id == first, claimable)
+            .values(claimed_by=claimer, claimed_until=until)
+            .returning(*host_event_outbox.c)
+        )
+        async with self._connect() as connection:
+            row = (await connection.execute(statement)).mappings().first()
+            await connection.commit()
+        return OutboxEvent(**row) if row is not None else None
+
+    async def host_event_delivered(self, event_id: str, attempts: int, now: float) -> None:
+        o = host_event_outbox.c
+        await self._write(
+            update(host_event_outbox)
+            .where(o.event_id == event_id, o.state == "pending")
+            .values(
+                state="delivered",
+                attempts=attempts,
+                delivered_at=now,
+                last_error=None,
+                claimed_by=None,
+                claimed_until=None,
+            )
+        )
+
+    async def host_event_failed(
+        self, event_id: str, claimer: str, *, attempts: int, error: str, retry_at: float | None
+    ) -> None:
+        """An attempt failed: due again at `retry_at`, or dead (None: that was the last)."""
+        o = host_event_outbox.c
+        await self._write(
+            update(host_event_outbox)
+            .where(o.event_id == event_id, o.claimed_by == claimer, o.state == "pending")
+            .values(
+                state="pending" if retry_at is not None else "dead",
+                attempts=attempts,
+                due_at=retry_at if retry_at is not None else o.due_at,
+                last_error=error,
+                claimed_by=None,
+                claimed_until=None,
+            )
+        )
+
+    async def release_host_events(self, claimer: str) -> int:
+        """Give back what `claimer` holds (an instance shutting down mid-pass)."""
+        o = host_event_outbox.c
+        return await self._write(
+            update(host_event_outbox)
+            .where(o.claimed_by == claimer, o.state == "pending")
+            .values(claimed_by=None, claimed_until=None)
+        )
+
+    async def next_host_event_due(self) -> float | None:
+        """When the next pending event can be claimed (its due time, or its claim's end)."""
+        o = host_event_outbox.c
+        when = case((o.claimed_until > o.due_at, o.claimed_until), else_=o.due_at)
+        row = await self._one(select(func.min(when).label("due")).where(o.state == "pending"))
+        return float(row["due"]) if row and row["due"] is not None else None
+
+    async def host_events(self, states: tuple[str, ...], limit: int = 100) -> list[OutboxEvent]:
+        """Queued events in `states`, newest first (for operators)."""
+        o = host_event_outbox.c
+        rows = await self._all(
+            select(host_event_outbox)
+            .where(o.state.in_(states))
+            .order_by(o.created_at.desc(), o.event_id)
+            .limit(limit)
+        )
+        return [OutboxEvent(**row) for row in rows]
+
+    async def retry_host_event(self, event_id: str, now: float) -> bool:
+        """A dead event is pending again, due now, with its attempts counted afresh."""
+        o = host_event_outbox.c
+        count = await self._write(
+            update(host_event_outbox)
+            .where(o.event_id == event_id, o.state == "dead")
+            .values(state="pending", attempts=0, due_at=now, claimed_by=None, claimed_until=None)
+        )
+        return count > 0
+
+    # ------------------------------------------------------------------ what each user saw
+
+    async def seen_statuses(self, tenant_id: str, user_id: str) -> dict[str, str]:
+        """connection id -> the status `user_id` last saw it in."""
+        s = connection_seen.c
+        rows = await self._all(
+            select(s.connection_id, s.last_seen_status).where(
+                s.tenant_id == tenant_id, s.user_id == user_id
+            )
+        )
+        return {str(row["connection_id"]): str(row["last_seen_status"]) for row in rows}
+
+    async def mark_seen(self, tenant_id: str, user_id: str, statuses: Mapping[str, str]) -> None:
+        """Remember that `user_id` has now seen each connection in its given status (a status
+        this instance wrote for them moments ago is not written again: every view of a
+        connection's screen says it was seen)."""
+        statuses = {
+            connection_id: status
+            for connection_id, status in statuses.items()
+            if self._seen.get((tenant_id, user_id, connection_id)) != status
+        }
+        if not statuses:
+            return
+        for connection_id, status in statuses.items():
+            self._seen.put((tenant_id, user_id, connection_id), status)
+        now = time.time()
+        statement = self._insert(connection_seen).values(
+            [
+                {
+                    "tenant_id": tenant_id,
+                    "user_id": user_id,
+                    "connection_id": connection_id,
+                    "last_seen_status": status,
+                    "seen_at": now,
+                }
+                for connection_id, status in sorted(statuses.items())
+            ]
+        )
+        await self._write(
+            statement.on_conflict_do_update(
+                index_elements=[
+                    connection_seen.c.tenant_id,
+                    connection_seen.c.user_id,
+                    connection_seen.c.connection_id,
+                ],
+                set_={
+                    "last_seen_status": statement.excluded.last_seen_status,
+                    "seen_at": statement.excluded.seen_at,
+                },
+            )
+        )
+
+    async def _purge_delivered_and_seen(self) -> None:
+        """Delivered host events past their keeping time, and what users saw of connections the
+        tenant no longer has (part of `purge_expired`)."""
+        o = host_event_outbox.c
+        await self._write(
+            delete(host_event_outbox).where(
+                o.state == "delivered",
+                o.delivered_at <= time.time() - DELIVERED_EVENTS_KEEP_SECONDS,
+            )
+        )
+        s = connection_seen.c
+        still_owned = exists().where(
+            connections.c.tenant_id == s.tenant_id,
+            connections.c.connection_id == s.connection_id,
+        )
+        await self._write(delete(connection_seen).where(~still_owned))
 
     # ------------------------------------------------------------------ webhook events
 

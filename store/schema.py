@@ -119,3 +119,58 @@ backoffs = Table(
     Column("key", Text, primary_key=True),
     Column("until", Double, nullable=False),
 )
+
+
+#: The audit trail: who created, completed, synced, deleted or discarded what, and when (epoch
+#: seconds), with the request id; `fields` names the credential fields sent (comma-separated,
+#: never their values). Read newest first, per tenant.
+audit_entries = Table(
+    "audit_entries",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("action", Text, nullable=False),
+    Column("tenant_id", Text, nullable=False),
+    Column("user_id", Text, nullable=False),
+    Column("user_name", Text),
+    Column("at", Double, nullable=False),
+    Column("request_id", Text),
+    Column("connection_id", Text),
+    Column("draft_id", Text),
+    Column("fields", Text, nullable=False),
+    Column("outcome", Text),
+    Index("audit_entries_tenant_at", "tenant_id", "at"),
+)
+
+#: Events for the host, until it has them: `body` is the exact JSON signed and sent on every
+#: attempt; `state` is pending, delivered or dead (after the last attempt); a pending row is
+#: sent once `due_at` has passed by the one instance that claimed it (`claimed_by`, until
+#: `claimed_until`: an instance that stops mid-delivery leaves it to another after that).
+host_event_outbox = Table(
+    "host_event_outbox",
+    metadata,
+    Column("event_id", Text, primary_key=True),
+    Column("type", Text, nullable=False),
+    Column("tenant_id", Text),
+    Column("body", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("due_at", Double, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("last_error", Text),
+    Column("created_at", Double, nullable=False),
+    Column("delivered_at", Double),
+    Column("claimed_by", Text),
+    Column("claimed_until", Double),
+    Index("host_event_outbox_due", "state", "due_at"),
+)
+
+#: The status each user last saw each connection in (on the list or its own screens), for the
+#: list's "Connected while you were away" and "Needs attention" marks.
+connection_seen = Table(
+    "connection_seen",
+    metadata,
+    Column("tenant_id", Text, primary_key=True),
+    Column("user_id", Text, primary_key=True),
+    Column("connection_id", Text, primary_key=True),
+    Column("last_seen_status", Text, nullable=False),
+    Column("seen_at", Double, nullable=False),
+)

@@ -19,6 +19,7 @@ from starlette.testclient import TestClient
 from config import Settings
 from onboarding.audit import AuditEntry, AuditTrail
 from onboarding.events import HostEvent, HostEvents
+from store import Store
 from views.guards import STATE_KEY
 from waycore.sandbox import Sandbox
 
@@ -62,7 +63,8 @@ class RecordedEvents(HostEvents):
 class RecordedAudit(AuditTrail):
     """Audit entries, kept in a list (and logged, as the real ones are)."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: Store | None = None) -> None:
+        super().__init__(store)
         self.entries: list[AuditEntry] = []
 
     async def _write(self, entry: AuditEntry) -> None:

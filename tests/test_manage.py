@@ -83,6 +83,43 @@ def test_drafts_purge_deletes_only_expired_drafts(tmp_path: Path) -> None:
     assert asyncio.run(left()) == [fresh_id]
 
 
+def test_events_list_shows_pending_and_dead_ones_and_retry_queues_a_dead_one_again(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "app.sqlite3")
+    env = {"SECRET_KEY": "k" * 40, "DATABASE_PATH": path, "DATABASE_URL": ""}
+
+    async def seed() -> None:
+        store = await Store.open(path)
+        for event_id in ("hev_dead", "hev_pending", "hev_sent"):
+            await store.queue_host_event(event_id, "connection.removed", "acme", "{}", 1.0)
+        assert await store.claim_host_event("snd_1", 1.0, 31.0) is not None  # hev_dead
+        await store.host_event_failed(
+            "hev_dead", "snd_1", attempts=8, error="HTTP 503", retry_at=None
+        )
+        await store.host_event_delivered("hev_sent", 1, 2.0)
+        await store.close()
+
+    asyncio.run(seed())
+    listed = run("events", "list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert [line.split()[:2] for line in lines] == [
+        ["hev_dead", "dead"],
+        ["hev_pending", "pending"],
+    ]
+    assert "attempts=8" in lines[0] and "last=HTTP 503" in lines[0]
+    assert "hev_sent" in run("events", "list", "--state", "all", env=env).stdout
+
+    retried = run("events", "retry", "hev_dead", env=env)
+    assert retried.returncode == 0 and "hev_dead queued again" in retried.stdout
+    assert "no HOST_EVENTS_URL" in retried.stdout
+    again = run("events", "retry", "hev_dead", "hev_nope", env=env)
+    assert again.returncode == 1 and "hev_nope is not a dead host event" in again.stderr
+    pending = run("events", "list", "--state", "pending", env=env).stdout
+    assert "hev_dead  pending" in pending and "attempts=0" in pending
+
+
 def test_an_unknown_command_is_a_usage_error() -> None:
     done = run("frobnicate", env={"SECRET_KEY": "k" * 40})
     assert done.returncode == 2 and "invalid choice" in done.stderr

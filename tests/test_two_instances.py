@@ -1,21 +1,25 @@
 """Two app instances on one Postgres database and one Waycore, as behind a load balancer: a
 customer may land on either at every request. Sessions, drafts, the entity map and connection
 ownership are shared; the tenant's entity is created once; a notification sent by one
-instance's store reaches a listener on the other."""
+instance's store reaches a listener on the other; host events queued on either are delivered
+once, whichever instance sends them; the audit trail is one."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
+from starlette.datastructures import Secret
 from starlette.testclient import TestClient
 
 from host import Tenant
 from server import create_app
 from store import Store
+from tests.receiver import HOST_SECRET, HOST_URL, Receiver
 from tests.support import ROOT_KEY, Browser, connection_id_from, finish, make_settings, soup
 from views.guards import STATE_KEY
 from waycore.sandbox import Sandbox, SandboxConfig
@@ -151,3 +155,82 @@ def test_a_notification_sent_by_one_instance_reaches_a_listener_on_the_other(
     one.portal.call(store_of(one).notify, "connection:conn_1", "active")
     assert two.portal.call(messages.get, 10) == "active"
     two.portal.call(messages.__aexit__, None, None, None)
+
+
+@pytest.fixture
+def receiver() -> Receiver:
+    return Receiver()
+
+
+@pytest.fixture
+def with_events(
+    tmp_path: Path, postgres_database: str, sandbox: Sandbox, receiver: Receiver
+) -> Iterator[tuple[TestClient, TestClient]]:
+    """Two instances that both send host events, to one host."""
+    settings = make_settings(
+        tmp_path,
+        database_url=postgres_database,
+        host_events_url=HOST_URL,
+        host_events_secret=Secret(HOST_SECRET),
+    )
+    apps = [
+        create_app(
+            settings,
+            waycore_transport=httpx.ASGITransport(app=sandbox.app),
+            host_events_transport=receiver.transport(),
+        )
+        for _ in range(2)
+    ]
+    with (
+        TestClient(apps[0], follow_redirects=False) as one,
+        TestClient(apps[1], follow_redirects=False) as two,
+    ):
+        yield one, two
+
+
+def test_both_instances_send_host_events_and_each_reaches_the_host_once(
+    with_events: tuple[TestClient, TestClient], receiver: Receiver
+) -> None:
+    one, two = with_events
+    receiver.fail_next = 1000  # the host is down while the events are queued
+    alice = Browser(one)
+    alice.sign_in("u-alice")
+    for _ in range(6):
+        on(alice, one).get("/connections/new")
+        on(alice, two).get("/connections/new")
+    assert one.portal is not None
+    queued = {e.event_id for e in one.portal.call(store_of(one).host_events, ("pending",))}
+    assert len(queued) == 12
+
+    receiver.fail_next = 0  # the host is back: both instances deliver at the same moment
+    senders = [client.app_state[STATE_KEY].events.sender for client in (one, two)]
+    for sender in senders:
+        sender.clock = lambda: time.time() + 3600  # every retry is due
+    portals = [client.portal for client in (one, two)]
+    with ThreadPoolExecutor(2) as pool:
+        passes = [
+            pool.submit(portal.call, sender.deliver_due)  # type: ignore[union-attr]
+            for portal, sender in zip(portals, senders, strict=True)
+        ]
+        for done in passes:
+            done.result()
+    delivered = [e["id"] for e in receiver.accepted]
+    assert sorted(delivered) == sorted(queued)  # every event, each exactly once
+    assert receiver.bad_signatures == 0
+
+
+def test_the_audit_trail_of_both_instances_is_one_trail(
+    instances: tuple[TestClient, TestClient],
+) -> None:
+    one, two = instances
+    alice = Browser(one)
+    alice.sign_in("u-alice")
+    for client in (one, two):
+        draft = on(alice, client).post("/connections/drafts", {"institution_id": "chase"})
+        on(alice, client).post(f"{draft.headers['location']}/discard")
+    for client in (one, two):
+        page = soup(on(alice, client).get("/audit"))
+        assert [row["data-action"] for row in page.select("tr.audit-entry")] == [
+            "draft.discarded",
+            "draft.discarded",
+        ]

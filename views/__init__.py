@@ -3,7 +3,8 @@
 Screens: `connections` (the list), `choose_bank` (before Waycore has a connection),
 `setup` (delegated user, finish setup, activation), `repair` (re-authentication, portal
 correction), `connection` (a connection's page, its watched status, sync, delete), `auth` (demo
-sign-in), `webhooks` (Waycore's signed events), `health` (`/healthz`, `/readyz`).
+sign-in), `webhooks` (Waycore's signed events), `health` (`/healthz`, `/readyz`), `audit` (the
+audit trail, for admins).
 Helpers: `guards` (who is asking, what they own, which step), `render` (page or fragment),
 `htmx` (its protocol), `urls` (every URL, from the route table), `errors` (problems and the
 exception handlers), `status` (the status display rules and what each state's screen says),
@@ -15,7 +16,17 @@ exception handlers), `status` (the status display rules and what each state's sc
 
 from __future__ import annotations
 
-from views import auth, choose_bank, connection, connections, health, repair, setup, webhooks
+from views import (
+    audit,
+    auth,
+    choose_bank,
+    connection,
+    connections,
+    health,
+    repair,
+    setup,
+    webhooks,
+)
 from views.errors import EXCEPTION_HANDLERS, csrf_refused
 from views.guards import AppState
 
@@ -29,6 +40,7 @@ routes = [
     *repair.routes,
     *connection.routes,
     *webhooks.routes,
+    *audit.routes,
 ]
 
 __all__ = ["EXCEPTION_HANDLERS", "AppState", "csrf_refused", "routes", "WEBHOOK_PATH"]

@@ -34,6 +34,7 @@ from views.guards import (
     app_state,
     ensure_step,
     hold_for_change,
+    mark_seen,
     owned_connection,
     read_connection,
     require_user,
@@ -158,6 +159,7 @@ async def connection_page(request: Request) -> Response:
     reading = await read_connection(request, user)
     owned, connection = reading.owned, reading.connection
     ensure_step(request, Step.CONNECTION, connection)
+    await mark_seen(request, user, connection)
     poll = app_state(request).settings.poll_interval_seconds
     context = {
         "owned": owned,

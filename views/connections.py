@@ -2,8 +2,10 @@
 
 The tenant's Waycore connections (by its mapped entity) are grouped by the journey table; each
 row's action goes straight to the screen the connection belongs on. Drafts that have not reached
-Waycore yet are listed from the local store. Arriving from a step of the flow's "Finish later"
-(`?from=<step>`) is the flow's exit, reported to the host.
+Waycore yet are listed from the local store. A row that changed since the user last looked is
+marked ("Connected while you were away", "Needs attention"); showing the list records what the
+user has now seen. Arriving from a step of the flow's "Finish later" (`?from=<step>`) is the
+flow's exit, reported to the host.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ async def list_connections(request: Request) -> Response:
             else None
         ),
         "owned": overview.owned,
+        "marks": overview.marks,
         "problem": await problem_for(request, overview.error, "listing connections")
         if overview.error
         else None,

@@ -28,9 +28,9 @@ def money(amount: str | None, currency: str | None = None) -> str:
     return f"{sign}{abs(value):,.2f} {currency or ''}".strip()
 
 
-def when(value: str | float | None) -> str:
-    """An ISO timestamp (or epoch seconds) as `2026-11-25 14:05 UTC`: one zone for everyone,
-    whatever the server's or the browser's."""
+def when(value: str | float | None, seconds: bool = False) -> str:
+    """An ISO timestamp (or epoch seconds) as `2026-11-25 14:05 UTC` (`14:05:09` with
+    `seconds`): one zone for everyone, whatever the server's or the browser's."""
     if value is None or value == "":
         return "\u2014"
     try:
@@ -42,7 +42,9 @@ def when(value: str | float | None) -> str:
                 moment = moment.replace(tzinfo=UTC)
     except (ValueError, OverflowError, OSError):
         return str(value)
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return moment.astimezone(UTC).strftime(
+        "%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC"
+    )
 
 
 def clock_time(value: float | None) -> str:
@@ -52,14 +54,19 @@ def clock_time(value: float | None) -> str:
     return datetime.fromtimestamp(value, UTC).strftime("%H:%M:%S UTC")
 
 
-def when_html(value: str | float | None) -> Markup:
+def when_html(value: str | float | None, seconds: bool = False) -> Markup:
     """`when`, with its date and its time each kept on one line (a date never breaks at its
     hyphens, "2026-" / "11-26")."""
-    text = when(value)
+    text = when(value, seconds)
     day, _, rest = text.partition(" ")
     if not rest:
         return Markup('<span class="nowrap">{}</span>').format(text)
     return Markup('<span class="nowrap">{}</span> <span class="nowrap">{}</span>').format(day, rest)
+
+
+def iso_utc(value: float) -> str:
+    """Epoch seconds as an ISO 8601 UTC timestamp (`2026-11-25T14:05:09Z`), for `<time>`."""
+    return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def duration(seconds: float | None) -> str:
@@ -84,6 +91,7 @@ FILTERS = {
     "when": when,
     "when_html": when_html,
     "clock_time": clock_time,
+    "iso_utc": iso_utc,
     "duration": duration,
     "first_sentence": first_sentence,
 }

@@ -8,6 +8,7 @@
 - `owned_connection(request, user)`: the connection in the URL, checked for the shape of an id
   and proven the tenant's before any Waycore call (`onboarding.errors.NotOwned`, a 404,
   otherwise); `owned_draft` likewise for a draft;
+- `mark_seen(request, user, connection)`: what the user has now seen of a connection;
 - `ensure_step(request, step, connection)`: returns when `step` may show this connection, else
   raises `WrongStep`, which navigates to the step it belongs on (the journey table,
   `onboarding.journey`).
@@ -148,6 +149,12 @@ async def hold_for_change(request: Request, user: HostUser) -> bool:
         return False
     held = await state.live.wait(user.tenant.id, connection_id(request), version)
     return held is not None
+
+
+async def mark_seen(request: Request, user: HostUser, connection: Connection) -> None:
+    """`user` has now seen `connection` in its status (a screen of it is being shown): the
+    list's "changed since you last looked" marks compare with it."""
+    await service.mark_seen(app_state(request).store, user, connection)
 
 
 class WrongStep(Exception):

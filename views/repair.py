@@ -25,7 +25,7 @@ from onboarding.errors import InvalidChoice, LooksListed
 from onboarding.journey import Step
 from views import funnel, htmx, inputs
 from views.errors import problem_for
-from views.guards import app_state, ensure_step, owned_connection, require_user
+from views.guards import app_state, ensure_step, mark_seen, owned_connection, require_user
 from views.render import flash, render
 from views.setup import PASSWORD_AGAIN, form_values, password_again, read_credentials
 from views.urls import step_url, url_for
@@ -46,6 +46,7 @@ async def reauth_page(request: Request) -> Response:
     user = await require_user(request, "connect")
     owned, connection = await owned_connection(request, user)
     ensure_step(request, Step.REAUTH, connection)
+    await mark_seen(request, user, connection)
     await funnel.step_viewed(request, user, Step.REAUTH, connection_id=connection.id)
     context = {"owned": owned, "connection": connection, "values": {}, "errors": {}}
     return render(request, REAUTH, context)
@@ -96,6 +97,7 @@ async def correct_page(request: Request) -> Response:
     user = await require_user(request, "connect")
     owned, connection = await owned_connection(request, user)
     ensure_step(request, Step.CORRECT_PORTAL, connection)
+    await mark_seen(request, user, connection)
     await funnel.step_viewed(request, user, Step.CORRECT_PORTAL, connection_id=connection.id)
     context = await _correct_context(request, owned=owned, connection=connection)
     return render(request, CORRECT, context)

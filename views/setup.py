@@ -29,6 +29,7 @@ from views.guards import (
     app_state,
     ensure_step,
     hold_for_change,
+    mark_seen,
     owned_connection,
     read_connection,
     require_user,
@@ -193,6 +194,7 @@ async def activation(request: Request) -> Response:
     reading = await read_connection(request, user)
     connection = reading.connection
     ensure_step(request, Step.ACTIVATION, connection)
+    await mark_seen(request, user, connection)
     status = connection.status
     await funnel.step_viewed(
         request, user, Step.ACTIVATION, connection_id=connection.id, status=status

@@ -6,9 +6,10 @@ The walk covers the sign-in, the connections list (empty, then with connected, n
 in-setup and draft rows), connection details (search, results, a selected bank with several
 portals, a refused unlisted bank with its error summary, the offer of a listed bank, a created
 draft), the delegated user, finish setup (and its failed submit), activation (waiting, and
-recoverable), the connection page (folded and unfolded, and in its sync cooldown) and the delete
-confirmation (and its failed submit). The README's screenshots are taken here, at 1280 and 390.
-Values are long on purpose (a long bank name and portal) to stress truncation and wrapping.
+recoverable), the connection page (folded and unfolded, and in its sync cooldown), the delete
+confirmation (and its failed submit) and the audit trail. The README's screenshots are taken
+here, at 1280 and 390. Values are long on purpose (a long bank name and portal) to stress
+truncation and wrapping.
 """
 
 from __future__ import annotations
@@ -205,6 +206,10 @@ def test_every_step_and_state_at_every_width(walk: Walk, page_log: PageLog) -> N
     expect(page.locator("[data-draft-id]")).to_have_count(1)
     expect(page.locator("#attention-title")).to_be_visible()
     walk.measure("list-full", shot="connections")
+    page.get_by_role("link", name="Audit trail").click()
+    expect(page.locator("#main h1")).to_have_text("Audit trail")
+    expect(page.locator("tr.audit-entry").first).to_be_visible()
+    walk.measure("audit-trail")
     page.goto("/connections/conn_unknown")
     walk.measure("not-found")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +20,7 @@ from starlette.testclient import TestClient
 
 from config import Settings
 from server import create_app
+from store import Store
 from tests.receiver import HOST_SECRET, HOST_URL, Receiver
 from tests.support import (
     ROOT_KEY,
@@ -31,6 +33,7 @@ from tests.support import (
     start_listed,
     start_unlisted,
 )
+from views.guards import STATE_KEY
 from waycore.webhooks import sign
 
 WEBHOOK_SECRET = "whsec_host_events_test"
@@ -58,7 +61,8 @@ def app(settings: Settings, receiver: Receiver) -> Starlette:
 
 
 class Clock:
-    now = 0.0
+    def __init__(self) -> None:
+        self.now = time.time()
 
     def __call__(self) -> float:
         return self.now
@@ -82,8 +86,13 @@ def deliver(client: TestClient, app: Starlette, clock: Clock) -> Iterator[Any]:
     yield run
 
 
+def outbox_of(client: TestClient) -> Store:
+    store: Store = client.app_state[STATE_KEY].store
+    return store
+
+
 def test_a_whole_journey_reaches_the_host_signed_and_without_secrets(
-    alice: Browser, sandbox: SandboxHandle, receiver: Receiver, deliver: Any
+    alice: Browser, client: TestClient, sandbox: SandboxHandle, receiver: Receiver, deliver: Any
 ) -> None:
     alice.get("/connections/new")
     connection_id = start_listed(alice, "chase")
@@ -117,8 +126,13 @@ def test_a_whole_journey_reaches_the_host_signed_and_without_secrets(
     ids = [e["id"] for e in receiver.accepted]
     assert len(ids) == len(set(ids))
     raw = receiver.raw()
+    assert client.portal is not None
+    kept = client.portal.call(outbox_of(client).host_events, ("pending", "delivered", "dead"))
+    assert sorted(e.event_id for e in kept) == sorted(ids)
+    assert {e.state for e in kept} == {"delivered"}
+    bodies = "\n".join(e.body for e in kept)
     for secret in (ROOT_KEY, SECRET_KEY, HOST_SECRET, WEBHOOK_SECRET, BANK_PASSWORD, "acme-ops"):
-        assert secret not in raw
+        assert secret not in raw and secret not in bodies
 
 
 def test_a_failing_host_gets_the_same_event_again_later(
@@ -134,6 +148,30 @@ def test_a_failing_host_gets_the_same_event_again_later(
     assert len(receiver.attempts) == 3
     assert len({a.content for a in receiver.attempts}) == 1
     assert receiver.types() == ["flow.step_viewed"]
+
+
+def test_events_left_pending_by_an_earlier_process_are_sent_by_the_next(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The outbox outlives the process: what one app could not deliver, the next one sends,
+    with the same id and the same signed body."""
+    down, up = Receiver(fail_next=99), Receiver()
+    with TestClient(create_app(settings, host_events_transport=down.transport())) as first:
+        browser = Browser(first)
+        browser.sign_in("u-alice")
+        browser.get("/connections/new")  # one flow event, which the host refuses
+        assert first.portal is not None
+        first.portal.call(first.app_state[STATE_KEY].events.sender.deliver_due)
+        assert down.attempts and not down.accepted
+    with TestClient(create_app(settings, host_events_transport=up.transport())) as second:
+        assert second.portal is not None
+        sender = second.app_state[STATE_KEY].events.sender
+        sender.clock = lambda: time.time() + 3600  # any retry is due by now
+        second.portal.call(sender.deliver_due)
+        kept = second.portal.call(outbox_of(second).host_events, ("delivered",))
+    assert up.types() == ["flow.step_viewed"]  # once, whichever pass sent it
+    assert up.attempts[-1].content == down.attempts[0].content
+    assert [e.event_id for e in kept] == [up.accepted[0]["id"]]
 
 
 def test_unlisted_bank_errors_and_exits_are_flow_events(
@@ -190,10 +228,9 @@ def test_a_break_seen_by_a_page_and_by_a_webhook_is_one_event_for_the_host(
     )
     assert delivered.status_code == 200
     deliver()
-    breaks = receiver.of_type("connection.needs_attention")
-    assert len(breaks) == 2 and breaks[0]["id"] == breaks[1]["id"]  # the host de-duplicates
-    assert breaks[0]["data"]["status"] == "errored"
-    assert breaks[0]["data"]["previousStatus"] == "pendingActivation"
+    (broke,) = receiver.of_type("connection.needs_attention")  # one id: queued once, sent once
+    assert broke["data"]["status"] == "errored"
+    assert broke["data"]["previousStatus"] == "pendingActivation"
 
 
 def test_a_webhook_about_an_activation_nobody_watched_tells_the_host(
