@@ -257,7 +257,9 @@ class LiveStatus:
 
     # ------------------------------------------------------------------ a tenant's list
 
-    async def tenant_connections(self, tenant_id: str, entity_id: str) -> list[Connection]:
+    async def tenant_connections(
+        self, tenant_id: str, entity_id: str, owned: list[OwnedConnection]
+    ) -> list[Connection]:
         """The tenant's connections for its list: Waycore's list of the entity, asked at most
         once per interval (concurrent lists share the call), each connection's state recorded
         from it; in between, composed from the connections the tenant owns and their last
@@ -271,12 +273,13 @@ class LiveStatus:
                 self._listing[tenant_id] = task
                 task.add_done_callback(lambda _: self._listing.pop(tenant_id, None))
             await asyncio.shield(task)
+            owned = await self.store.owned_connections(tenant_id)  # it may have recorded some
         absent = self._listings[tenant_id][1]
         shown = []
-        for owned in await self.store.owned_connections(tenant_id):
-            if owned.connection_id in absent:
+        for row in owned:
+            if row.connection_id in absent:
                 continue
-            state = await self.store.connection_state(owned.connection_id)
+            state = await self.store.connection_state(row.connection_id)
             if state is not None:
                 shown.append(Connection.from_api(state.resource))
         return shown

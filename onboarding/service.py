@@ -808,7 +808,7 @@ async def overview(
         await entities.prefetch(tenant)
         return Overview([], [], [], drafts, owned, more_drafts=more)
     try:
-        connections = await live.tenant_connections(tenant.id, entity_id)
+        connections = await live.tenant_connections(tenant.id, entity_id, list(owned.values()))
     except WaycoreError as exc:
         return Overview([], [], [], drafts, owned, error=exc, more_drafts=more)
     for connection in connections:

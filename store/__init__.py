@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, unquote
 
 from sqlalchemy import (
     Executable,
@@ -252,6 +253,10 @@ class Store:
         #: The last state seen of each connection, read on every status check: kept in memory
         #: until it changes (here at once; elsewhere on the notification), at most a while.
         self._states: TTLCache[str, ConnectionState | None] = TTLCache(STATE_CACHE_SECONDS)
+        self._entities: TTLCache[str, str | None] = TTLCache(STATE_CACHE_SECONDS)
+        #: The connections list's reads of a tenant (its drafts, connections, what each user
+        #: saw), kept until the tenant's rows change (here at once, elsewhere on notification).
+        self._lists: TTLCache[tuple[str, str, Any], Any] = TTLCache(CACHE_SECONDS)
         #: What each user was last recorded to have seen (`mark_seen` skips a repeat).
         self._seen: TTLCache[tuple[str, str, str], str] = TTLCache(STATE_CACHE_SECONDS)
         #: This instance, in the invalidations it sends (it needs none of its own back).
@@ -301,13 +306,20 @@ class Store:
             async for message in messages:
                 kind, key, origin = (message.split(" ") + ["", ""])[:3]
                 if origin != self._origin:  # this instance dropped its own at once
-                    self._drop(kind, key)
+                    self._drop(kind, unquote(key))
 
     def _drop(self, kind: str, key: str) -> None:
         if kind == "session":
             self._sessions.drop(key)
         elif kind == "owned":
             self._owned.drop_where(lambda cached: cached[1] == key)
+        elif kind == "entity":
+            self._entities.drop(key)
+        elif kind == "tenant":
+            if key == "*":
+                self._lists.clear()
+            else:
+                self._lists.drop_where(lambda cached: cached[0] == key)
         elif kind == "state":
             if key == "*":
                 self._states.clear()
@@ -316,7 +328,7 @@ class Store:
 
     async def _invalidate(self, kind: str, key: str) -> None:
         self._drop(kind, key)
-        await self.notify(INVALIDATE_CHANNEL, f"{kind} {key} {self._origin}")
+        await self.notify(INVALIDATE_CHANNEL, f"{kind} {quote(key, safe='')} {self._origin}")
 
     async def close(self) -> None:
         """End every subscription, stop listening, close all connections; later calls raise
@@ -438,8 +450,16 @@ class Store:
     # ------------------------------------------------------------------ entity map
 
     async def entity_for(self, tenant_id: str) -> str | None:
+        """The tenant's Waycore entity, once mapped (a mapping rarely changes: kept in memory
+        once known, dropped when it is forgotten here or on another instance)."""
+        cached = self._entities.get(tenant_id)
+        if cached is not MISSING and cached is not None:
+            return cached
         row = await self._one(_ENTITY_FOR, tenant_id=tenant_id)
-        return str(row["entity_id"]) if row else None
+        entity_id = str(row["entity_id"]) if row else None
+        if entity_id is not None:
+            self._entities.put(tenant_id, entity_id)
+        return entity_id
 
     async def map_entity(self, tenant_id: str, entity_id: str) -> str:
         """Record tenant -> entity once; returns the mapping that stands (first writer wins)."""
@@ -459,6 +479,7 @@ class Store:
                 entity_map.c.tenant_id == tenant_id, entity_map.c.entity_id == entity_id
             )
         )
+        await self._invalidate("entity", tenant_id)
 
     # ------------------------------------------------------------------ drafts
 
@@ -489,6 +510,7 @@ class Store:
             updated_at=now,
         )
         await self._write(drafts.insert().values(**vars(draft)))
+        await self._invalidate("tenant", tenant_id)
         return draft
 
     async def get_draft(self, tenant_id: str, draft_id: str) -> Draft | None:
@@ -507,13 +529,20 @@ class Store:
             .where(drafts.c.tenant_id == tenant_id, drafts.c.id == draft_id)
             .values(**fields, updated_at=time.time())
         )
+        await self._invalidate("tenant", tenant_id)
 
     async def open_drafts(self, tenant_id: str, limit: int) -> list[Draft]:
         """The tenant's newest `limit` drafts that have not become a Waycore connection."""
+        key = (tenant_id, "drafts", limit)
+        cached = self._lists.get(key)
+        if cached is not MISSING:
+            return list(cached)
         rows = await self._all(
             _OPEN_DRAFTS, tenant_id=tenant_id, fresh_after=self._fresh_after(), limit=limit
         )
-        return [_draft(row) for row in rows]
+        drafts_found = [_draft(row) for row in rows]
+        self._lists.put(key, drafts_found)
+        return list(drafts_found)
 
     async def list_drafts(self, tenant_id: str) -> list[Draft]:
         rows = await self._all(_LIST_DRAFTS, tenant_id=tenant_id, fresh_after=self._fresh_after())
@@ -523,6 +552,7 @@ class Store:
         count = await self._write(
             delete(drafts).where(drafts.c.tenant_id == tenant_id, drafts.c.id == draft_id)
         )
+        await self._invalidate("tenant", tenant_id)
         return count > 0
 
     async def delete_drafts_for_connection(self, tenant_id: str, connection_id: str) -> None:
@@ -531,6 +561,7 @@ class Store:
                 drafts.c.tenant_id == tenant_id, drafts.c.connection_id == connection_id
             )
         )
+        await self._invalidate("tenant", tenant_id)
 
     async def purge_expired(self) -> int:
         """Delete drafts untouched for the TTL, expired sessions and expired handoff token ids,
@@ -544,6 +575,7 @@ class Store:
                 delete(handoff_tokens).where(handoff_tokens.c.expires_at <= time.time())
             )
             await self._purge_delivered_and_seen()
+        await self._invalidate("tenant", "*")
         return count
 
     # ------------------------------------------------------------------ owned connections
@@ -582,6 +614,7 @@ class Store:
             )
         )
         await self._invalidate("owned", connection_id)
+        await self._invalidate("tenant", tenant_id)
         return await self.owned_connection(tenant_id, connection_id) is not None
 
     async def owned_connection(self, tenant_id: str, connection_id: str) -> OwnedConnection | None:
@@ -605,8 +638,14 @@ class Store:
         return str(row["tenant_id"]) if row else None
 
     async def owned_connections(self, tenant_id: str) -> list[OwnedConnection]:
+        key = (tenant_id, "owned", None)
+        cached = self._lists.get(key)
+        if cached is not MISSING:
+            return list(cached)
         rows = await self._all(_OWNED_LIST, tenant_id=tenant_id)
-        return [_owned(row) for row in rows]
+        owned = [_owned(row) for row in rows]
+        self._lists.put(key, owned)
+        return list(owned)
 
     async def forget_connection(self, tenant_id: str, connection_id: str) -> None:
         async with self._begin() as connection:
@@ -626,6 +665,7 @@ class Store:
             )
         await self._invalidate("owned", connection_id)
         await self._invalidate("state", connection_id)
+        await self._invalidate("tenant", tenant_id)
 
     async def settle_connection(self, tenant_id: str, connection_id: str) -> None:
         """The connection is ready: delete its drafts and remember that this was done, in one
@@ -642,6 +682,7 @@ class Store:
                 .values(settled_at=time.time())
             )
         await self._invalidate("owned", connection_id)
+        await self._invalidate("tenant", tenant_id)
 
     async def set_sync_allowed_at(self, tenant_id: str, connection_id: str, when: float) -> None:
         await self._write(
@@ -650,6 +691,7 @@ class Store:
             .values(sync_allowed_at=when)
         )
         await self._invalidate("owned", connection_id)
+        await self._invalidate("tenant", tenant_id)
 
     # ------------------------------------------------------------------ audit trail
 
@@ -845,13 +887,14 @@ class Store:
 
     async def seen_statuses(self, tenant_id: str, user_id: str) -> dict[str, str]:
         """connection id -> the status `user_id` last saw it in."""
-        s = connection_seen.c
-        rows = await self._all(
-            select(s.connection_id, s.last_seen_status).where(
-                s.tenant_id == tenant_id, s.user_id == user_id
-            )
-        )
-        return {str(row["connection_id"]): str(row["last_seen_status"]) for row in rows}
+        key = (tenant_id, "seen", user_id)
+        cached = self._lists.get(key)
+        if cached is not MISSING:
+            return dict(cached)
+        rows = await self._all(_SEEN, tenant_id=tenant_id, user_id=user_id)
+        seen = {str(row["connection_id"]): str(row["last_seen_status"]) for row in rows}
+        self._lists.put(key, seen)
+        return dict(seen)
 
     async def mark_seen(self, tenant_id: str, user_id: str, statuses: Mapping[str, str]) -> None:
         """Remember that `user_id` has now seen each connection in its given status (a status
@@ -892,6 +935,7 @@ class Store:
                 },
             )
         )
+        await self._invalidate("tenant", tenant_id)
 
     async def _purge_delivered_and_seen(self) -> None:
         """Delivered host events past their keeping time, and what users saw of connections the
@@ -1121,6 +1165,10 @@ def _state(row: Mapping[str, Any]) -> ConnectionState:
 
 _STATE = select(connection_state).where(
     connection_state.c.connection_id == bindparam("connection_id")
+)
+_SEEN = select(connection_seen.c.connection_id, connection_seen.c.last_seen_status).where(
+    connection_seen.c.tenant_id == bindparam("tenant_id"),
+    connection_seen.c.user_id == bindparam("user_id"),
 )
 _BACKOFF = select(backoffs.c.until).where(
     backoffs.c.key == bindparam("key"), backoffs.c.until > bindparam("now")

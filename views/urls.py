@@ -12,7 +12,7 @@ from typing import Any
 
 from starlette.convertors import Convertor
 from starlette.requests import Request
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from onboarding.journey import Step, step_for
 from waycore.models import Connection
@@ -33,7 +33,7 @@ def _table(request: Request) -> dict[str, _Path]:
         table = {
             route.name: _Path(route.path_format, dict(route.param_convertors))
             for route in request.app.router.routes
-            if isinstance(route, Route)
+            if isinstance(route, Route | Mount) and route.name
         }
         state.url_table = table
     return table
@@ -45,11 +45,13 @@ def url_for(request: Request, name: str, /, **params: Any) -> str:
     It asks this app's own route table (`request.app`), so it works the same when the app is
     mounted inside a host's app."""
     known = _table(request).get(name)
+    if "path" in params:  # a file under a Mount (static): relative to it
+        params["path"] = str(params["path"]).lstrip("/")
     if known is not None and set(known.convertors) == set(params):
         path = known.format.format(
             **{key: known.convertors[key].to_string(value) for key, value in params.items()}
         )
-    else:  # a Mount (static files), or parameters the table cannot fill: the router decides
+    else:  # parameters the table cannot fill: the router decides (and says what is wrong)
         path = str(request.app.router.url_path_for(name, **{k: str(v) for k, v in params.items()}))
     return str(request.scope.get("root_path", "")).rstrip("/") + path
 
