@@ -11,11 +11,18 @@ with a format that prints it.
 
 from __future__ import annotations
 
+import atexit
+import itertools
 import logging
 import logging.config
+import logging.handlers
+import queue
 import re
 import secrets
+import sys
+import time
 from contextvars import ContextVar
+from urllib.parse import parse_qsl, urlencode
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -29,8 +36,13 @@ _REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
+#: Request ids: a random prefix per process and a counter (unique, and cheap on every request).
+_ID_PREFIX = secrets.token_hex(5)
+_ids = itertools.count(1)
+
+
 def new_request_id() -> str:
-    return "rid_" + secrets.token_hex(10)
+    return f"rid_{_ID_PREFIX}{next(_ids):010x}"
 
 
 def current_request_id() -> str:
@@ -61,13 +73,52 @@ class RequestIdMiddleware:
         inbound = Headers(scope=scope).get(HEADER, "")
         request_id = inbound if _INBOUND.fullmatch(inbound) else new_request_id()
         bind_request_id(request_id)
+        started = time.perf_counter()
+        status = 500
 
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 MutableHeaders(scope=message)[HEADER] = request_id
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if access.isEnabledFor(logging.INFO):
+                access.info(
+                    '%s "%s %s" %d %.1f ms',
+                    _client(scope),
+                    scope["method"],
+                    _loggable_path(scope),
+                    status,
+                    (time.perf_counter() - started) * 1000,
+                )
+
+
+#: The one line per request (uvicorn's own access line is off: this one carries the request id
+#: and never a sign-in token).
+access = logging.getLogger("app.access")
+#: Query parameters whose values never reach a log line.
+_SECRET_PARAMS = frozenset({"token"})
+
+
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else "-"
+
+
+def _loggable_path(scope: Scope) -> str:
+    """The request's path, its query with any sign-in token replaced."""
+    path = str(scope["path"])
+    query = scope.get("query_string", b"").decode("latin-1")
+    if not query:
+        return path
+    if "token=" in query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, "[redacted]" if k in _SECRET_PARAMS else v) for k, v in pairs])
+    return f"{path}?{query}"
 
 
 class RequestIdFilter(logging.Filter):
@@ -78,6 +129,23 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+class BackgroundStderrHandler(logging.handlers.QueueHandler):
+    """Lines to stderr, formatted and written on a thread of their own: a request only adds its
+    record (with its request id, taken here, in the request's context) to a queue."""
+
+    def __init__(self) -> None:
+        lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        super().__init__(lines)
+        stderr = logging.StreamHandler(sys.stderr)
+        stderr.setFormatter(logging.Formatter(LOG_FORMAT))
+        self.listener = logging.handlers.QueueListener(lines, stderr)
+        self.listener.start()
+        atexit.register(self.listener.stop)  # every queued line is written before exit
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record  # formatted by the thread that writes it (nothing crosses a process)
+
+
 #: The process's logging: stderr, each line with its request id; uvicorn's loggers go through
 #: the same handler. `python server.py` hands it to uvicorn, which applies it at start.
 LOG_CONFIG: dict[str, object] = {
@@ -85,20 +153,15 @@ LOG_CONFIG: dict[str, object] = {
     "disable_existing_loggers": False,
     "filters": {"request_id": {"()": "logs.RequestIdFilter"}},
     "formatters": {"default": {"format": LOG_FORMAT}},
-    "handlers": {
-        "stderr": {
-            "class": "logging.StreamHandler",
-            "stream": "ext://sys.stderr",
-            "filters": ["request_id"],
-            "formatter": "default",
-        }
-    },
+    "handlers": {"stderr": {"()": "logs.BackgroundStderrHandler", "filters": ["request_id"]}},
     "root": {"level": "INFO", "handlers": ["stderr"]},
     "loggers": {
         **{
             name: {"level": "INFO", "handlers": [], "propagate": True}
-            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+            for name in ("uvicorn", "uvicorn.error")
         },
+        # Replaced by this app's own line per request (`app.access`).
+        "uvicorn.access": {"level": "WARNING", "handlers": [], "propagate": True},
         # One line per request: httpx's own line per Waycore call is noise (the Waycore client
         # logs each call at DEBUG).
         "httpx": {"level": "WARNING", "handlers": [], "propagate": True},

@@ -266,6 +266,7 @@ def main() -> None:
         port=settings.port,
         log_level="info",
         log_config=LOG_CONFIG,  # every line with its request id
+        access_log=False,  # the app writes its own line per request (`logs.access`)
         # Activation polls every 5 s: keep connections open longer than that between polls.
         timeout_keep_alive=30,
         # Behind a proxy that strips the prefix: URLs, redirects and the cookie path carry it.

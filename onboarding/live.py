@@ -93,6 +93,7 @@ class LiveStatus:
         #: while its `data_version` stands (a sync that ended or a webhook moves it), at most
         #: `DATA_SECONDS`.
         self.data: TTLCache[tuple[str, int, str | None], object] = TTLCache(DATA_SECONDS)
+        self._parsed: TTLCache[tuple[str, int, float], Connection] = TTLCache(DATA_SECONDS)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -234,13 +235,22 @@ class LiveStatus:
             with contextlib.suppress(Exception):
                 await self.store.release_refresh(connection_id)
 
+    def _connection(self, state: ConnectionState) -> Connection:
+        """The state's connection, parsed once per state seen (reads repeat it many times)."""
+        key = (state.connection_id, state.version, state.fetched_at)
+        parsed = self._parsed.get(key)
+        if not isinstance(parsed, Connection):
+            parsed = Connection.from_api(state.resource)
+            self._parsed.put(key, parsed)
+        return parsed
+
     def _reading(self, owned: OwnedConnection, state: ConnectionState) -> Reading:
         check_after = (
             state.check_after if state.check_after and state.check_after > self._clock() else None
         )
         return Reading(
             owned=owned,
-            connection=Connection.from_api(state.resource),
+            connection=self._connection(state),
             version=state.version,
             data_version=state.data_version,
             fetched_at=state.fetched_at,

@@ -91,7 +91,7 @@ def test_configured_logging_prints_the_id_on_each_line() -> None:
         "logs.configure_logging()\n"
         "logs.bind_request_id('rid_testline')\n"
         "logging.getLogger('app.test').info('hello')\n"
-        "logging.getLogger('uvicorn.access').info('GET / 200')\n"
+        "logging.getLogger('app.access').info('GET / 200')\n"
         "logs.bind_request_id('')\n"
         "logging.getLogger('app.test').info('outside')\n"
     )
@@ -100,6 +100,22 @@ def test_configured_logging_prints_the_id_on_each_line() -> None:
     )
     first, access, outside = done.stderr.splitlines()
     assert first.endswith("INFO app.test [rid_testline] hello")
-    assert access.endswith("INFO uvicorn.access [rid_testline] GET / 200")
+    assert access.endswith("INFO app.access [rid_testline] GET / 200")
     assert outside.endswith("INFO app.test [-] outside")
     assert "%(request_id)s" in LOG_FORMAT
+
+
+def test_one_line_per_request_and_never_a_sign_in_token(
+    alice: Browser, sandbox: SandboxHandle, lines: list[logging.LogRecord]
+) -> None:
+    connection_id = start_listed(alice, "scenario_slow")
+    lines.clear()
+    alice.get(
+        f"/connections/{connection_id}/activation/status", htmx=True, target="activation-status"
+    )
+    alice.get("/handoff?token=eyJhbGciOiJIUzI1NiJ9.secret-part.sig&next=/connections")
+    mine = [r for r in lines if r.levelno >= logging.INFO and not r.name.startswith("httpx")]
+    assert [r.name for r in mine] == ["app.access", "app.access"]
+    poll, handoff = (r.getMessage() for r in mine)
+    assert f'"GET /connections/{connection_id}/activation/status" 200' in poll
+    assert "secret-part" not in handoff and "token=%5Bredacted%5D" in handoff

@@ -30,8 +30,11 @@ from views import (
 from views.errors import EXCEPTION_HANDLERS, csrf_refused
 from views.guards import AppState
 
-#: Fixed paths (/connections/new ...) come before /connections/{connection_id}.
-routes = [
+#: The routes polled most often first (the router tries them in order); then fixed paths
+#: (/connections/new ...) before /connections/{connection_id}.
+_POLLED = ("activation_status", "sync_panel", "search_institutions", "connection_status")
+
+_screens = [
     *health.routes,
     *auth.routes,
     *connections.routes,
@@ -41,6 +44,10 @@ routes = [
     *connection.routes,
     *webhooks.routes,
     *audit.routes,
+]
+routes = [
+    *(r for name in _POLLED for r in _screens if getattr(r, "name", None) == name),
+    *(r for r in _screens if getattr(r, "name", None) not in _POLLED),
 ]
 
 __all__ = ["EXCEPTION_HANDLERS", "AppState", "csrf_refused", "routes", "WEBHOOK_PATH"]
