@@ -361,6 +361,26 @@ def test_signed_out_goes_to_the_hosts_sign_in_with_the_page_it_wanted(walker: Wa
     assert hx.headers["hx-redirect"].startswith("https://books.example.com/login?next=")
 
 
+def test_signed_out_htmx_request_comes_back_to_the_page_it_was_made_from(walker: Walker) -> None:
+    page = f"https://books.example.com{PREFIX}/connections/conn_0123456789abcdef?tab=balances"
+    poll = walker.get(
+        f"{PREFIX}/connections/conn_0123456789abcdef/sync",
+        **{"HX-Request": "true", "HX-Current-URL": page},
+    )
+    assert poll.headers["hx-redirect"] == (
+        "https://books.example.com/login?next="
+        "%2Fbanking%2Fconnections%2Fconn_0123456789abcdef%3Ftab%3Dbalances"
+    )
+    # A page outside the kit's prefix is not a place to come back to: the list instead.
+    elsewhere = walker.get(
+        f"{PREFIX}/connections/conn_0123456789abcdef/sync",
+        **{"HX-Request": "true", "HX-Current-URL": "https://books.example.com/invoices"},
+    )
+    assert elsewhere.headers["hx-redirect"] == (
+        "https://books.example.com/login?next=%2Fbanking%2Fconnections"
+    )
+
+
 def test_signed_out_with_no_sign_in_page_says_so(tmp_path: Path) -> None:
     app = create_app(make_settings(tmp_path, demo_mode=False))
     with TestClient(app, follow_redirects=False) as client:

@@ -127,11 +127,16 @@ async def signed_out(request: Request) -> Response:
 
 
 def sign_in_redirect(request: Request) -> Response:
-    """Send a signed-out request to sign in, remembering the page it asked for (a full page load
-    even from htmx: the sign-in page is not a fragment of this one)."""
-    wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    if request.method != "GET" or htmx.is_htmx(request):
-        wanted = url_for(request, "connections")
+    """Send a signed-out request to sign in (a full page load even from htmx: the sign-in page is
+    not a fragment of this one), remembering the page to come back to: the one asked for, or
+    for an htmx request the page it was made from (`HX-Current-URL`); a plain form post cannot
+    be replayed, so it comes back to the list."""
+    wanted: str | None = None
+    if htmx.is_htmx(request):
+        page = urlsplit(request.headers.get("HX-Current-URL", ""))
+        wanted = page.path + (f"?{page.query}" if page.query else "")
+    elif request.method == "GET":
+        wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return htmx.full_redirect(request, sign_in_url(request, safe_next(request, wanted)))
 
 
