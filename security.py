@@ -89,7 +89,8 @@ class CSRFMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        expected = csrf_token(scope["session"])
+        # The token is made when a page first needs it (`csrf_token`), so a health check or an
+        # asset gets no session cookie.
         if scope["method"] in SAFE_METHODS or _route_path(scope) in self.exempt_paths:
             await self.app(scope, receive, send)
             return
@@ -109,7 +110,12 @@ class CSRFMiddleware:
                 return
             values = parse_qs(body.decode("latin-1")).get(CSRF_FIELD)
             sent = values[0] if values else None
-        if not sent or not hmac.compare_digest(sent.encode(), expected.encode()):
+        expected = scope["session"].get(CSRF_SESSION_KEY)
+        if (
+            not sent
+            or not isinstance(expected, str)
+            or not hmac.compare_digest(sent.encode(), expected.encode())
+        ):
             refusal = self.refuse(Request(scope), "The page it came from has expired.")
             await refusal(scope, receive, send)
             return

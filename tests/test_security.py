@@ -47,6 +47,14 @@ def test_session_cookie_is_httponly_samesite_and_holds_no_identity(alice: Browse
     assert "alice" not in json.dumps(payload).lower()
 
 
+def test_health_checks_and_assets_set_no_cookie(client: TestClient) -> None:
+    for path in ("/healthz", "/readyz", "/static/app.css"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert "set-cookie" not in response.headers, path
+    assert "onboarding_session=" in client.get("/signin").headers["set-cookie"]
+
+
 def test_secure_flag_outside_development(tmp_path: Path) -> None:
     settings = replace(make_settings(tmp_path), session_https_only=True)
     with TestClient(create_app(settings), base_url="https://testserver") as client:
