@@ -43,7 +43,11 @@ def _use(url: str, tmp_path: Path) -> None:
     assert (signed.user.id, signed.user.tenant.id, signed.user.role) == ("u-9", "co-9", "member")
     settings = make_settings(tmp_path, handoff_secret=Secret(SECRET), demo_mode=False)
     with TestClient(create_app(settings), follow_redirects=False) as client:
-        response = client.get("/handoff", params={"token": query["token"][0], "next": "/x"})
+        response = client.get(
+            "/handoff",
+            params={"token": query["token"][0], "next": "/x"},
+            headers={"Sec-Fetch-Site": "same-origin"},  # the host's own link or redirect
+        )
         assert response.status_code == 303
         assert "Acme Books" in client.get("/connections").text
 

@@ -51,6 +51,11 @@ def behind_proxy(app: ASGIApp, prefix: str = PREFIX) -> ASGIApp:
     return proxy
 
 
+#: A navigation from the host's own pages (its link, or its backend's redirect), as browsers
+#: mark it.
+FROM_HOST = {"Sec-Fetch-Site": "same-origin"}
+
+
 def token(**overrides: Any) -> str:
     now = int(time.time())
     claims: dict[str, Any] = {
@@ -145,7 +150,8 @@ def test_the_whole_journey_stays_under_the_prefix_behind_a_host_rewriting_proxy(
     walker: Walker, kit: Starlette
 ) -> None:
     sandbox = SandboxHandle(walker.client, kit)
-    page = walker.follow(walker.get(f"{PREFIX}/handoff?token={token()}&next={PREFIX}/connections"))
+    opened = walker.get(f"{PREFIX}/handoff?token={token()}&next={PREFIX}/connections", **FROM_HOST)
+    page = walker.follow(opened)
     assert page.status_code == 200 and "Northwind Traders" in page.text
     page = walker.get(f"{PREFIX}/connections/new?q=chase")
     assert 'action="/banking/connections/drafts"' in page.text
@@ -213,7 +219,7 @@ def test_behind_a_host_rewriting_proxy_origin_is_checked_against_the_public_orig
 
 
 def test_sec_fetch_site_same_origin_is_trusted_whatever_the_host(walker: Walker) -> None:
-    walker.follow(walker.get(f"{PREFIX}/handoff?token={token()}"))
+    walker.follow(walker.get(f"{PREFIX}/handoff?token={token()}", **FROM_HOST))
     response = walker.post(
         f"{PREFIX}/connections/drafts",
         {"institution_id": "chase"},
@@ -241,9 +247,12 @@ def test_asset_urls_never_follow_the_host_header(kit: Starlette) -> None:
 # ---------------------------------------------------------------------------- handoff
 
 
-def _handoff(walker: Walker, value: str, next_url: str = "") -> httpx2.Response:
+def _handoff(
+    walker: Walker, value: str, next_url: str = "", *, fetch_site: str | None = "same-origin"
+) -> httpx2.Response:
     query = f"token={value}" + (f"&next={next_url}" if next_url else "")
-    return walker.get(f"{PREFIX}/handoff?{query}")
+    headers = {} if fetch_site is None else {"Sec-Fetch-Site": fetch_site}
+    return walker.get(f"{PREFIX}/handoff?{query}", **headers)
 
 
 def test_a_handoff_starts_a_session_for_that_user_and_tenant(
@@ -330,6 +339,47 @@ def test_a_handoff_token_works_once(walker: Walker) -> None:
     walker.client.cookies.clear()
     assert _handoff(walker, once).status_code == 400
     assert walker.get(f"{PREFIX}/connections").status_code == 303
+
+
+@pytest.mark.parametrize("fetch_site", ["cross-site", "none", None])
+def test_a_handoff_opened_from_elsewhere_asks_who_to_continue_as(
+    walker: Walker, fetch_site: str | None
+) -> None:
+    """A link from another site, an e-mail or a pasted URL could carry a token minted for
+    someone else's account (login CSRF): nobody is signed in until the person confirms."""
+    minted = token()
+    offered = _handoff(walker, minted, f"{PREFIX}/connections/new", fetch_site=fetch_site)
+    assert offered.status_code == 200
+    page = BeautifulSoup(offered.text, "html.parser")
+    assert "Priya Shah" in page.select_one(".lede").text
+    assert "Northwind Traders" in page.select_one(".lede").text
+    form = page.select_one(f"form[method=post][action='{PREFIX}/handoff']")
+    assert form is not None and form.select_one("input[name=token]")["value"] == minted
+    assert walker.get(f"{PREFIX}/connections").status_code == 303  # not signed in yet
+
+    fields = {field["name"]: field["value"] for field in form.select("input[type=hidden]")}
+    confirmed = walker.post(f"{PREFIX}/handoff", fields, **FROM_HOST)
+    assert confirmed.status_code == 303
+    assert confirmed.headers["location"] == f"{PREFIX}/connections/new"
+    assert "Priya Shah" in walker.get(f"{PREFIX}/connections").text
+
+    again = walker.post(f"{PREFIX}/handoff", fields, **FROM_HOST)  # the token was spent
+    assert again.status_code == 400
+
+
+def test_a_handoff_confirmation_must_come_from_the_kits_own_page(walker: Walker) -> None:
+    offered = _handoff(walker, token(), fetch_site="cross-site")
+    form = BeautifulSoup(offered.text, "html.parser").select_one("form[method=post]")
+    fields = {field["name"]: field["value"] for field in form.select("input[type=hidden]")}
+    forged = walker.post(f"{PREFIX}/handoff", fields, **{"Sec-Fetch-Site": "cross-site"})
+    assert forged.status_code == 403
+    assert walker.get(f"{PREFIX}/connections").status_code == 303
+
+
+def test_a_refused_handoff_leaves_the_current_session_alone(walker: Walker) -> None:
+    assert _handoff(walker, token()).status_code == 303
+    assert _handoff(walker, "not-a-token", fetch_site="cross-site").status_code == 400
+    assert "Priya Shah" in walker.get(f"{PREFIX}/connections").text
 
 
 def test_a_token_within_the_leeway_is_accepted() -> None:

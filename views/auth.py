@@ -82,23 +82,65 @@ def safe_next(request: Request, value: str | None) -> str:
     return value
 
 
+#: `Sec-Fetch-Site` of a navigation that came from the host's own pages (a link or its
+#: backend's redirect on the same site): the token is used at once.
+FROM_THE_HOST = frozenset({"same-origin", "same-site"})
+
+
 async def handoff_signin(request: Request) -> Response:
-    """`GET /handoff?token=...&next=...`: the host's signed sign-in, used once."""
-    state = app_state(request)
-    if state.settings.handoff_secret is None:
+    """`GET /handoff?token=...&next=...`: the host's signed sign-in, used once.
+
+    Opened from the host's own pages, it signs in at once. Opened from anywhere else (another
+    site, an e-mail, a pasted link, or a browser that does not say), it first asks the person
+    to confirm who they continue as: otherwise anyone could send a token minted for their own
+    account and sign a victim in to it (login CSRF). A refused token leaves any current
+    session as it was."""
+    settings = app_state(request).settings
+    if settings.handoff_secret is None:
         raise HTTPException(404)
     token = request.query_params.get("token", "")
+    wanted = safe_next(request, request.query_params.get("next"))
     try:
-        signed = handoff.verify(token, str(state.settings.handoff_secret))
-        if not await state.store.claim_token(signed.jti, signed.expires_at):
-            raise handoff.HandoffRefused("token already used")
+        signed = handoff.verify(token, str(settings.handoff_secret))
     except handoff.HandoffRefused as exc:
-        log.warning("refused a sign-in handoff: %s", exc)
-        request.session.clear()
-        return render(request, "errors/handoff.html", {}, status=400)
+        return _refused(request, exc)
+    if request.headers.get("sec-fetch-site") not in FROM_THE_HOST:
+        context = {
+            "person": signed.user,
+            "token": token,
+            "next": wanted,
+            "signed_in": await current_user(request),
+        }
+        return render(request, "handoff_confirm.html", context)
+    return await _use_token(request, signed, wanted)
+
+
+async def handoff_confirm(request: Request) -> Response:
+    """`POST /handoff`: the person confirmed the sign-in a link from elsewhere offered."""
+    settings = app_state(request).settings
+    if settings.handoff_secret is None:
+        raise HTTPException(404)
+    fields = await inputs.form(request)
+    token, wanted = fields.raw("token"), safe_next(request, fields.raw("next"))
+    try:
+        signed = handoff.verify(token or "", str(settings.handoff_secret))
+    except handoff.HandoffRefused as exc:
+        return _refused(request, exc)
+    return await _use_token(request, signed, wanted)
+
+
+async def _use_token(request: Request, signed: handoff.Handoff, wanted: str) -> Response:
+    """Spend the token's id (once, across instances) and start the session it names."""
+    if not await app_state(request).store.claim_token(signed.jti, signed.expires_at):
+        return _refused(request, handoff.HandoffRefused("token already used"))
     await start_session(request, signed.user)
     log.info("signed in %s (%s) by handoff", signed.user.id, signed.user.tenant.id)
-    return RedirectResponse(safe_next(request, request.query_params.get("next")), 303)
+    return RedirectResponse(wanted, 303)
+
+
+def _refused(request: Request, exc: handoff.HandoffRefused) -> Response:
+    log.warning("refused a sign-in handoff: %s", exc)
+    return render(request, "errors/handoff.html", {}, status=400)
 
 
 async def signout(request: Request) -> Response:
@@ -149,6 +191,7 @@ routes = [
     Route("/signin", signin_page, methods=["GET"], name="signin_page"),
     Route("/signin", signin, methods=["POST"], name="signin"),
     Route("/handoff", handoff_signin, methods=["GET"], name="handoff"),
+    Route("/handoff", handoff_confirm, methods=["POST"], name="handoff_confirm"),
     Route("/signed-out", signed_out, methods=["GET"], name="signed_out"),
     Route("/signout", signout, methods=["POST"], name="signout"),
 ]

@@ -235,7 +235,10 @@ def test_the_journey_at_a_prefix_behind_nginx_with_a_handoff(
         role="admin",
         jti=f"e2e-{time.time_ns()}",
     )
+    # Opened directly (not from the host's pages): the person confirms who they continue as.
     page.goto(f"{PREFIX}/handoff?token={token}&next={PREFIX}/connections")
+    expect(page.locator("h1")).to_have_text("Continue to bank connections")
+    page.get_by_role("button", name="Continue as Priya Shah").click()
     expect(page).to_have_url(f"{behind_nginx.url}{PREFIX}/connections")
     expect(page.locator(".host-brand")).to_have_text("Northwind Traders")
     _connect_chase(page, behind_nginx.url + PREFIX)
