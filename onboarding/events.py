@@ -192,10 +192,18 @@ def removed(connection_id: str, user: HostUser) -> HostEvent:
     )
 
 
-def funnel(type: EventType, user: HostUser | None, **data: Value) -> HostEvent:
-    """A flow event; each is its own occurrence, so its id is new (and kept across retries)."""
+def funnel(
+    type: EventType, user: HostUser | None, data: dict[str, Value], once_per: tuple[str, ...] = ()
+) -> HostEvent:
+    """A flow event; each is its own occurrence, so its id is new (and kept across retries).
+    With `once_per`, the id is derived from the type, the user and those parts instead, so the
+    same occurrence repeated (a page checking itself again) is queued and sent once."""
+    if once_per:
+        event_id = stable_id(type, user.id if user else "", *once_per)
+    else:
+        event_id = "hev_" + secrets.token_hex(16)
     return HostEvent(
-        id="hev_" + secrets.token_hex(16),
+        id=event_id,
         type=type,
         tenant_id=user.tenant.id if user else None,
         user_id=user.id if user else None,

@@ -99,15 +99,28 @@ def new_reference() -> str:
     return current_request_id() or "ref_" + secrets.token_hex(6)
 
 
+#: A polled region that keeps failing (Waycore down) tells the host once per this window.
+POLL_ERROR_EVENT_SECONDS = 15 * 60
+
+
 async def error_shown(request: Request, title: str, reference: str, context: str) -> None:
-    """Tell the host an error was shown to the signed-in customer (a funnel event)."""
+    """Tell the host an error was shown to the signed-in customer (a funnel event). A polled
+    region shows it again at every check while the trouble lasts: that is one event per user,
+    region and error per `POLL_ERROR_EVENT_SECONDS`, not one per check."""
     user = getattr(request.state, "user", None)
     state = request.scope.get("state") or {}
     if user is None or STATE_KEY not in state:
         return
-    event = host_events.funnel(
-        host_events.EventType.ERROR_SHOWN, user, title=title, reference=reference, context=context
-    )
+    once_per: tuple[str, ...] = ()
+    if htmx.is_poll(request):
+        window = int(time.time() // POLL_ERROR_EVENT_SECONDS)
+        once_per = (request.url.path, title, str(window))
+    data: dict[str, host_events.Value] = {
+        "title": title,
+        "reference": reference,
+        "context": context,
+    }
+    event = host_events.funnel(host_events.EventType.ERROR_SHOWN, user, data, once_per)
     await app_state(request).events.emit(event)
 
 

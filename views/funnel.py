@@ -15,7 +15,7 @@ from views.guards import app_state
 
 
 async def _emit(request: Request, type: EventType, user: HostUser, **data: Value) -> None:
-    await app_state(request).events.emit(host_events.funnel(type, user, **data))
+    await app_state(request).events.emit(host_events.funnel(type, user, data))
 
 
 async def step_viewed(

@@ -239,7 +239,9 @@ async def test_two_instances_never_deliver_one_event_twice(database: str, store:
         Sender(HOST_URL, HOST_SECRET, s, transport=httpx.MockTransport(host.handle), clock=clock)
         for s in (store, other_store)
     )
-    queued = [events.funnel(EventType.STEP_VIEWED, ALICE, step="choose_bank") for _ in range(12)]
+    queued = [
+        events.funnel(EventType.STEP_VIEWED, ALICE, {"step": "choose_bank"}) for _ in range(12)
+    ]
     for index, event in enumerate(queued):
         await (one if index % 2 else two).enqueue(event)
     delivered = await asyncio.gather(one.deliver_due(), two.deliver_due())
@@ -269,7 +271,7 @@ def test_connection_event_ids_are_derived_from_what_happened() -> None:
     )
     assert later.id != same.id  # a second entry into the state is a second event
     assert events.removed("conn_1", ALICE).id == events.removed("conn_1", ALICE).id
-    flow = [events.funnel(EventType.STEP_VIEWED, ALICE, step="choose_bank") for _ in range(2)]
+    flow = [events.funnel(EventType.STEP_VIEWED, ALICE, {"step": "choose_bank"}) for _ in range(2)]
     assert flow[0].id != flow[1].id  # each view is its own occurrence
 
 
@@ -290,7 +292,7 @@ def test_an_unlisted_portal_is_reported_by_its_host_only() -> None:
 
 async def test_every_event_is_a_structured_log_line(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="app.events")
-    event = events.funnel(EventType.BANK_SELECTED, ALICE, institutionId="chase")
+    event = events.funnel(EventType.BANK_SELECTED, ALICE, {"institutionId": "chase"})
     await HostEvents().emit(event)  # no sender configured: logged only
     (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("host_event ")]
     assert json.loads(line.removeprefix("host_event ")) == event.payload()

@@ -200,6 +200,28 @@ def test_unlisted_bank_errors_and_exits_are_flow_events(
     assert exits == [("choose_bank", "discarded"), ("delegated_user", "finished_later")]
 
 
+def test_a_poll_failing_check_after_check_tells_the_host_once(
+    alice: Browser,
+    sandbox: SandboxHandle,
+    receiver: Receiver,
+    deliver: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Waycore down while a page waits: the page says so at every check, the host hears it once."""
+    monkeypatch.setattr("views.errors.POLL_ERROR_EVENT_SECONDS", 10**9)  # one window, surely
+    connection_id = start_listed(alice, "scenario_slow")
+    finish(alice, connection_id)
+    sandbox.fault(mode="error", status=500, count=20, pathPrefix=f"/v1/connections/{connection_id}")
+    url = f"/connections/{connection_id}/activation/status?seen=pendingActivation"
+    for _ in range(4):
+        sandbox.expire_app_state()  # each check is due, so each one asks Waycore and fails
+        region = alice.get(url, htmx=True, target="activation-status")
+        assert "could not" in region.text.lower() or "still" in region.text.lower()
+    deliver()
+    shown = [e for e in receiver.of_type("flow.error_shown") if connection_id in str(e["data"])]
+    assert len(shown) == 1, shown
+
+
 def _status_changed(event_id: str, connection_id: str, status: str) -> bytes:
     return json.dumps(
         {
