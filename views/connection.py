@@ -67,7 +67,7 @@ def _sync_context(
     version: int | None = None,
     long_poll: bool = False,
     held: bool = False,
-    poll_seconds: float = 5,
+    poll_seconds: float,
 ) -> dict[str, Any]:
     """What the sync panel shows. `connection` is None when no fresh read was made (inside the
     cooldown nothing is asked of Waycore). While a sync runs the panel reads again (held until
@@ -286,6 +286,7 @@ async def sync(request: Request) -> Response:
     user = await require_user(request, "connect")
     connection_id = guarded_connection_id(request)
     state = app_state(request)
+    every = state.settings.poll_interval_seconds  # the panel's next look, if a sync runs
     try:
         outcome = await service.start_sync(
             state.store, state.waycore, state.audit, user, connection_id
@@ -294,11 +295,13 @@ async def sync(request: Request) -> Response:
         owned = await service.owned_record(state.store, user.tenant.id, connection_id)
         connection = await _current(request, user.tenant.id, connection_id)
         problem = await problem_for(request, exc, "starting a sync")
-        context = _sync_context(user, owned, connection, problem=problem)
+        context = _sync_context(user, owned, connection, problem=problem, poll_seconds=every)
     else:
         message = SYNC_MESSAGES.get(outcome.result)
         connection = outcome.connection or await _current(request, user.tenant.id, connection_id)
-        context = _sync_context(user, outcome.owned, connection, message=message)
+        context = _sync_context(
+            user, outcome.owned, connection, message=message, poll_seconds=every
+        )
         if outcome.result == "started":  # 202: queued; poll until Waycore reports idle again
             context.update(sync_state="syncing", sync_label_text=SYNC_LABELS["syncing"])
     if not htmx.is_htmx(request):
