@@ -226,3 +226,16 @@ def test_no_inline_scripts_or_styles_in_pages(alice: Browser, sandbox: SandboxHa
         assert all(script.get("src") for script in page.select("script"))
         assert not page.select("style") and not page.select("[style]")
         assert not [a for tag in page.find_all(True) for a in tag.attrs if a.startswith("on")]
+
+
+def test_the_webhook_secret_is_not_in_the_app_states_repr(tmp_path: Path) -> None:
+    from starlette.datastructures import Secret
+
+    from views.guards import STATE_KEY
+
+    secret = "whsec_" + "s" * 32
+    settings = make_settings(tmp_path, webhook_secret=Secret(secret))
+    with TestClient(create_app(settings)) as client:
+        state = client.app_state[STATE_KEY]
+        assert state.webhook_secret == secret
+        assert secret not in repr(state)

@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
@@ -49,7 +49,7 @@ class AppState:
     waycore: WaycoreClient
     auth: HostAuth
     entities: EntityResolver
-    webhook_secret: str | None
+    webhook_secret: str | None = field(repr=False)  # a secret: never in a repr or a log
     events: HostEvents
     audit: AuditTrail
     #: Every read of a connection: one view of its state for all tabs, users and instances.
