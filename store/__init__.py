@@ -555,14 +555,6 @@ class Store:
         await self._invalidate("tenant", tenant_id)
         return count > 0
 
-    async def delete_drafts_for_connection(self, tenant_id: str, connection_id: str) -> None:
-        await self._write(
-            delete(drafts).where(
-                drafts.c.tenant_id == tenant_id, drafts.c.connection_id == connection_id
-            )
-        )
-        await self._invalidate("tenant", tenant_id)
-
     async def purge_expired(self) -> int:
         """Delete drafts untouched for the TTL, expired sessions and expired handoff token ids,
         one instance at a time (under the `PURGE_LOCK`); returns drafts deleted."""
