@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from urllib.parse import urlsplit
 
 from markupsafe import Markup
 
+from onboarding.events import portal_host
+
 
 def portal_domain(url: str | None) -> str:
-    """The host name of a portal URL, shown next to institution names."""
-    if not url:
-        return ""
-    return urlsplit(url).hostname or url
+    """The host name of a portal URL, shown next to institution names (the URL as given when
+    it has none, or cannot be parsed)."""
+    return portal_host(url) or url or ""
 
 
 def money(amount: str | None, currency: str | None = None) -> str:

@@ -44,3 +44,4 @@ def test_duration() -> None:
 def test_portal_domain() -> None:
     assert portal_domain("https://secure.chase.com/web/auth?x=1") == "secure.chase.com"
     assert portal_domain(None) == ""
+    assert portal_domain("http://[::1") == "http://[::1"  # unparseable: shown as given, no 500
