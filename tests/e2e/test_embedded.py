@@ -21,6 +21,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 import handoff
+from tests.e2e.checks import HEIGHTS, WIDTHS, axe_problems, layout_problems, settle
 from tests.e2e.conftest import CHROMIUM_ARGS, CSP_LISTENER, ROOT, PageLog
 from tests.test_docs import snippet
 
@@ -238,6 +239,12 @@ def test_the_journey_at_a_prefix_behind_nginx_with_a_handoff(
     # Opened directly (not from the host's pages): the person confirms who they continue as.
     page.goto(f"{PREFIX}/handoff?token={token}&next={PREFIX}/connections")
     expect(page.locator("h1")).to_have_text("Continue to bank connections")
+    for width in WIDTHS:  # the confirmation is a screen like the others: every width, axe
+        page.set_viewport_size({"width": width, "height": HEIGHTS[width]})
+        settle(page)
+        assert layout_problems(page) == [], width
+    assert axe_problems(page) == []
+    page.set_viewport_size({"width": 1280, "height": 900})
     page.get_by_role("button", name="Continue as Priya Shah").click()
     expect(page).to_have_url(f"{behind_nginx.url}{PREFIX}/connections")
     expect(page.locator(".host-brand")).to_have_text("Northwind Traders")
