@@ -20,6 +20,7 @@ import queue
 import re
 import secrets
 import sys
+import threading
 import time
 from contextvars import ContextVar
 from urllib.parse import parse_qsl, urlencode
@@ -131,19 +132,55 @@ class RequestIdFilter(logging.Filter):
 
 class BackgroundStderrHandler(logging.handlers.QueueHandler):
     """Lines to stderr, formatted and written on a thread of their own: a request only adds its
-    record (with its request id, taken here, in the request's context) to a queue."""
+    record (with its request id, taken here, in the request's context) to a queue. The thread
+    writes whatever has queued up in one write, so a busy process makes few system calls."""
 
     def __init__(self) -> None:
-        lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        lines: queue.SimpleQueue[logging.LogRecord | None] = queue.SimpleQueue()
         super().__init__(lines)
-        stderr = logging.StreamHandler(sys.stderr)
-        stderr.setFormatter(logging.Formatter(LOG_FORMAT))
-        self.listener = logging.handlers.QueueListener(lines, stderr)
-        self.listener.start()
-        atexit.register(self.listener.stop)  # every queued line is written before exit
+        self._lines = lines
+        self._format = logging.Formatter(LOG_FORMAT).format
+        self._writer = threading.Thread(target=self._write, name="log-writer", daemon=True)
+        self._writer.start()
+        atexit.register(self.stop)  # every queued line is written before exit
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         return record  # formatted by the thread that writes it (nothing crosses a process)
+
+    def stop(self) -> None:
+        """Write what is queued, then end the thread (at exit)."""
+        if self._writer.is_alive():
+            self._lines.put(None)
+            self._writer.join()
+
+    def _write(self) -> None:
+        while True:
+            batch = [self._lines.get()]
+            while len(batch) < MAX_LINES_PER_WRITE:
+                try:
+                    batch.append(self._lines.get_nowait())
+                except queue.Empty:
+                    break
+            records = [record for record in batch if record is not None]
+            text = "".join(self._line(record) for record in records)
+            if text:
+                try:
+                    sys.stderr.write(text)
+                    sys.stderr.flush()
+                except Exception:  # a closed or broken stderr: nothing sensible to do
+                    pass
+            if len(records) < len(batch):
+                return
+
+    def _line(self, record: logging.LogRecord) -> str:
+        try:
+            return self._format(record) + "\n"
+        except Exception:
+            return f"(unformattable log record from {record.name})\n"
+
+
+#: The most lines the log thread writes at once.
+MAX_LINES_PER_WRITE = 256
 
 
 #: The process's logging: stderr, each line with its request id; uvicorn's loggers go through
