@@ -25,7 +25,6 @@ import time
 from contextvars import ContextVar
 from urllib.parse import parse_qsl, urlencode
 
-from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADER = "X-Request-ID"
@@ -71,8 +70,9 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        inbound = Headers(scope=scope).get(HEADER, "")
+        inbound = _inbound_id(scope)
         request_id = inbound if _INBOUND.fullmatch(inbound) else new_request_id()
+        answer = (_HEADER_RAW, request_id.encode())
         bind_request_id(request_id)
         started = time.perf_counter()
         status = 500
@@ -81,7 +81,9 @@ class RequestIdMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message)[HEADER] = request_id
+                headers = [h for h in message.get("headers", ()) if h[0].lower() != _HEADER_RAW]
+                headers.append(answer)
+                message["headers"] = headers
             await send(message)
 
         try:
@@ -96,6 +98,17 @@ class RequestIdMiddleware:
                     status,
                     (time.perf_counter() - started) * 1000,
                 )
+
+
+_HEADER_RAW = HEADER.lower().encode()
+
+
+def _inbound_id(scope: Scope) -> str:
+    """The `X-Request-ID` the request came with ("" when none)."""
+    for name, value in scope["headers"]:
+        if name == _HEADER_RAW:
+            return str(value.decode("latin-1"))
+    return ""
 
 
 #: The one line per request (uvicorn's own access line is off: this one carries the request id

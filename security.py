@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Callable, Iterable
 from urllib.parse import parse_qs, urlsplit
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -159,7 +159,8 @@ async def _buffer(receive: Receive) -> tuple[bytes | None, Receive]:
 
 
 class SecurityHeadersMiddleware:
-    """Add the CSP and related headers to every HTTP response."""
+    """Add the CSP and related headers to every HTTP response (a header a response already has
+    is left as it is)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -171,9 +172,13 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
-                    headers.setdefault(name, value)
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                headers.extend(h for h in _RAW_SECURITY_HEADERS if h[0] not in present)
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+_RAW_SECURITY_HEADERS = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]

@@ -30,7 +30,6 @@ from pathlib import Path
 import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -46,6 +45,7 @@ from onboarding.events import HostEvents, Sender
 from onboarding.live import LiveStatus
 from onboarding.operations import purge_periodically, register_webhook
 from security import CSRFMiddleware, SecurityHeadersMiddleware
+from sessions import SessionMiddleware
 from store import SchemaOutOfDate, Store
 from views import EXCEPTION_HANDLERS, WEBHOOK_PATH, AppState, csrf_refused, routes
 from views.guards import STATE_KEY

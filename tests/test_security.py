@@ -91,6 +91,33 @@ def test_sign_out_really_ends_the_session(alice: Browser, client: TestClient) ->
     assert replay(client, cookie).get("/connections").headers["location"] == "/signin"  # not now
 
 
+def test_a_tampered_session_cookie_is_no_session(alice: Browser, client: TestClient) -> None:
+    cookie = alice.cookies.get("onboarding_session")
+    assert cookie and replay(client, cookie).get("/connections").status_code == 200
+    payload, signature = cookie.split(".", 1)
+    data = json.loads(base64.b64decode(payload + "=" * (-len(payload) % 4)))
+    forged = base64.b64encode(json.dumps({**data, "sid": "x" + data["sid"]}).encode()).decode()
+    for value in (f"{forged}.{signature}", cookie[:-2] + ("AA" if cookie[-2:] != "AA" else "BB")):
+        response = replay(client, value).get("/connections")
+        assert response.status_code == 303 and response.headers["location"] == "/signin"
+    assert replay(client, cookie).get("/connections").status_code == 200
+
+
+def test_a_session_cookie_expires_even_after_it_was_verified(
+    alice: Browser, client: TestClient, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A cookie value whose signature was checked once is remembered, but only while valid."""
+    import sessions
+
+    cookie = alice.cookies.get("onboarding_session")
+    assert cookie and replay(client, cookie).get("/connections").status_code == 200
+    max_age = make_settings(tmp_path).session_max_age_seconds  # the fixture's settings
+    later = sessions._now() + max_age + 5
+    monkeypatch.setattr(sessions, "_now", lambda: later)
+    response = replay(client, cookie).get("/connections")
+    assert response.status_code == 303 and response.headers["location"] == "/signin"
+
+
 def test_an_unknown_demo_user_cannot_sign_in(client: TestClient) -> None:
     browser = Browser(client)
     browser.get("/signin")

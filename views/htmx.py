@@ -50,10 +50,17 @@ CONFIG = {
 
 def is_htmx(request: Request) -> bool:
     """An htmx request that wants a fragment (a history restore wants the full page)."""
-    return (
-        request.headers.get(HX_REQUEST) == "true"
-        and request.headers.get(HX_HISTORY_RESTORE_REQUEST) != "true"
-    )
+    known = request.scope.get(_IS_HTMX)
+    if known is None:
+        headers = request.headers
+        known = request.scope[_IS_HTMX] = (
+            headers.get(HX_REQUEST) == "true" and headers.get(HX_HISTORY_RESTORE_REQUEST) != "true"
+        )
+    return bool(known)
+
+
+#: Where `is_htmx` keeps its answer in the request's scope.
+_IS_HTMX = "onboarding.is_htmx"
 
 
 def target(request: Request) -> str | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from pathlib import PurePosixPath
 from typing import Any
 
 from jinja2 import pass_context
@@ -94,8 +93,7 @@ def render(
     `reuse`: for a polled fragment answered again and again with the same content, a key naming
     everything it shows (the connection's state version, the viewer's role, the URLs' query):
     the block rendered for that key is sent again rather than rendered anew."""
-    response: Response
-    whole = PurePosixPath(name).name.startswith("_")
+    whole = name.rpartition("/")[2].startswith("_")
     if htmx.is_htmx(request) and not whole:
         block = block or "content"
         key = (name, block, request.scope.get("root_path", ""), *reuse) if reuse else None
@@ -105,13 +103,14 @@ def render(
             html = render_block(request, name, block, ctx)
             if key:
                 _FRAGMENTS.put(key, html)
-        response = HTMLResponse(html, status_code=status)
-    else:
-        ctx = _context(request, context, page=not whole)
-        response = _templates(request).TemplateResponse(request, name, ctx, status_code=status)
-    response.headers["Vary"] = htmx.VARY
-    response.headers["Cache-Control"] = "no-store"
-    return response
+        return HTMLResponse(html, status_code=status, headers=_HEADERS)
+    ctx = _context(request, context, page=not whole)
+    templates = _templates(request)
+    return templates.TemplateResponse(request, name, ctx, status_code=status, headers=_HEADERS)
+
+
+#: On every rendered answer.
+_HEADERS = {"Vary": htmx.VARY, "Cache-Control": "no-store"}
 
 
 @pass_context
