@@ -152,7 +152,7 @@ class BackgroundStderrHandler(logging.handlers.QueueHandler):
         lines: queue.SimpleQueue[logging.LogRecord | None] = queue.SimpleQueue()
         super().__init__(lines)
         self._lines = lines
-        self._format = logging.Formatter(LOG_FORMAT).format
+        self._format = LineFormatter(LOG_FORMAT).format
         self._writer = threading.Thread(target=self._write, name="log-writer", daemon=True)
         self._writer.start()
         atexit.register(self.stop)  # every queued line is written before exit
@@ -169,6 +169,9 @@ class BackgroundStderrHandler(logging.handlers.QueueHandler):
     def _write(self) -> None:
         while True:
             batch = [self._lines.get()]
+            # Let the lines of the next few milliseconds gather: one wake-up of this thread (and
+            # one write) per interval, not one per line taking the interpreter from the requests.
+            time.sleep(GATHER_SECONDS)
             while len(batch) < MAX_LINES_PER_WRITE:
                 try:
                     batch.append(self._lines.get_nowait())
@@ -193,7 +196,39 @@ class BackgroundStderrHandler(logging.handlers.QueueHandler):
 
 
 #: The most lines the log thread writes at once.
-MAX_LINES_PER_WRITE = 256
+MAX_LINES_PER_WRITE = 1024
+#: How long the log thread lets lines gather after the first one before writing them: a line
+#: reaches stderr at most this much later.
+GATHER_SECONDS = 0.02
+
+
+class LineFormatter(logging.Formatter):
+    """`logging.Formatter` with the date and time formatted once per second (the same text as
+    the default `%(asctime)s`: `2026-01-31 12:00:00,123`)."""
+
+    def __init__(self, fmt: str) -> None:
+        super().__init__(fmt)
+        self._second = -1
+        self._stamp = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        if second != self._second:
+            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", self.converter(record.created))
+            self._second = second
+        return f"{self._stamp},{int(record.msecs):03d}"
+
+
+def lean_records() -> None:
+    """Records without what no line of this app prints: the calling file and line (which costs a
+    walk of the stack on every call), the thread and the process. Applied by
+    `python server.py` only: a host that mounts the kit keeps its own logging as it is."""
+    logging._srcfile = None  # the documented switch (Logging HOWTO, "Optimization")
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
 
 
 #: The process's logging: stderr, each line with its request id; uvicorn's loggers go through

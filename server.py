@@ -37,7 +37,7 @@ from starlette.types import ASGIApp
 
 from config import ConfigError, Settings, load_settings
 from host import HostAuth, SessionAuth
-from logs import LOG_CONFIG, RequestIdMiddleware
+from logs import LOG_CONFIG, RequestIdMiddleware, lean_records
 from mounting import RUNTIME, KeepHostSession, StartOnFirstUse
 from onboarding.audit import AuditTrail
 from onboarding.entities import EntityResolver
@@ -271,6 +271,7 @@ def main() -> None:
     # ones), so thousands of open connections do not turn into long pauses.
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+    lean_records()
     uvicorn.run(
         app,
         host=settings.host,

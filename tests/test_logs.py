@@ -119,3 +119,25 @@ def test_one_line_per_request_and_never_a_sign_in_token(
     poll, handoff = (r.getMessage() for r in mine)
     assert f'"GET /connections/{connection_id}/activation/status" 200' in poll
     assert "secret-part" not in handoff and "token=%5Bredacted%5D" in handoff
+
+
+def test_a_line_reads_as_the_standard_format_would_print_it() -> None:
+    """The log thread's formatter (its date and time formatted once per second) prints exactly
+    what `logging.Formatter` prints, across a change of second."""
+    from logs import LineFormatter
+
+    ours, standard = LineFormatter(LOG_FORMAT), logging.Formatter(LOG_FORMAT)
+    for created in (1_790_000_000.001, 1_790_000_000.999, 1_790_000_001.5, 1_790_000_001.5):
+        record = logging.makeLogRecord(
+            {
+                "name": "app.access",
+                "levelno": 20,
+                "levelname": "INFO",
+                "msg": "GET %s",
+                "args": ("/connections",),
+                "created": created,
+                "msecs": (created % 1) * 1000,
+                "request_id": "rid_1",
+            }
+        )
+        assert ours.format(record) == standard.format(record)
