@@ -9,6 +9,7 @@ Which screen a connection belongs on is `onboarding.journey.step_for` (its URL:
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from dataclasses import dataclass
@@ -259,12 +260,12 @@ def watch_context(
             delay = round(random.uniform(poll_seconds * 0.6, poll_seconds), 1)
         else:
             delay = poll_seconds
-        query = {"seen": connection.status}
+        query: tuple[tuple[str, str], ...] = (("seen", connection.status),)
         if long_poll and version is not None:
-            query.update(v=str(version), wait="1")
+            query += (("v", str(version)), ("wait", "1"))
     elif is_watched(connection):
         delay = watch_delay(poll_seconds, attempt)
-        query = {"seen": connection.status, "n": str(attempt + 1)}
+        query = (("seen", connection.status), ("n", str(attempt + 1)))
     else:
         return {"poll_delay": None, "watch_delay": None, "watch_query": "", "next_check_at": None}
     if check_after is not None:
@@ -272,9 +273,15 @@ def watch_context(
     return {
         "poll_delay": delay,
         "watch_delay": delay if is_watched(connection) else None,
-        "watch_query": "?" + urlencode(query),
+        "watch_query": _query_string(query),
         "next_check_at": check_after,
     }
+
+
+@functools.lru_cache(maxsize=4096)
+def _query_string(query: tuple[tuple[str, str], ...]) -> str:
+    """`?` and the encoded query (the same few are asked for again and again by every poll)."""
+    return "?" + urlencode(query)
 
 
 def version_param(raw: str | None) -> int | None:
