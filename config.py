@@ -86,6 +86,9 @@ class Settings:
     sign_in_url: str | None = None
     #: A directory of templates searched before the built-in ones.
     template_overrides: str | None = None
+    #: Templates are checked for changes on every render (while editing them); off, each is read
+    #: once per process.
+    template_reload: bool = False
     #: A same-origin stylesheet (a root-relative path) loaded after the app's own.
     host_stylesheet_url: str | None = None
     #: Where customers get help: shown with a copyable reference on every error and every state
@@ -246,6 +249,7 @@ def _load(env_file: str | Path | None) -> Settings:
         handoff_secret=_handoff_secret(config("HANDOFF_SECRET", cast=Secret, default=None)),
         sign_in_url=config("SIGN_IN_URL", default="") or None,
         template_overrides=config("TEMPLATE_OVERRIDES", default="") or None,
+        template_reload=config("TEMPLATE_RELOAD", cast=bool, default=False),
         host_stylesheet_url=_stylesheet(config("HOST_STYLESHEET_URL", default="")),
         support_url=_http_url("SUPPORT_URL", config("SUPPORT_URL", default=""), https_only=True),
         support_email=_email(config("SUPPORT_EMAIL", default="")),

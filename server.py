@@ -193,6 +193,7 @@ def create_app(
     if settings.template_overrides:  # a designer's templates are searched first
         template_dirs.insert(0, Path(settings.template_overrides))
     templates = configure_templates(Jinja2Templates(directory=template_dirs), settings)
+    templates.env.auto_reload = settings.template_reload
     static = Mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     middleware = [
         Middleware(RequestIdMiddleware),

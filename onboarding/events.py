@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -212,6 +213,7 @@ def funnel(
     )
 
 
+@functools.lru_cache(maxsize=4096)  # pages show the catalog's few hundred portals again and again
 def portal_host(url: str | None) -> str | None:
     """Only the host of a portal URL goes into events (a typed URL may carry anything)."""
     try:

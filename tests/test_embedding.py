@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -523,6 +524,26 @@ def test_overrides_and_the_host_stylesheet_are_used_and_fragments_still_swap(
         region = soup(polled).select_one("#activation-status")
         assert region is not None and region.select_one(".acme-badge") is not None
         assert "acme-chrome" not in polled.text
+
+
+@pytest.mark.parametrize("reload", [True, False])
+def test_an_edited_template_shows_at_once_only_with_template_reload(
+    tmp_path: Path, overrides: Path, reload: bool
+) -> None:
+    from tests.support import Browser, soup
+
+    settings = make_settings(tmp_path, template_overrides=str(overrides), template_reload=reload)
+    with TestClient(create_app(settings), follow_redirects=False) as client:
+        alice = Browser(client)
+        alice.sign_in("u-alice")
+        assert soup(alice.get("/connections")).select_one("header.acme-chrome") is not None
+        base = overrides / "base.html"
+        base.write_text(base.read_text().replace("acme-chrome", "acme-chrome-v2"))
+        later = base.stat().st_mtime + 5  # a later modification time, whatever the clock's grain
+        os.utime(base, (later, later))
+        page = soup(alice.get("/connections"))
+        assert (page.select_one("header.acme-chrome-v2") is not None) is reload
+        assert (page.select_one("header.acme-chrome") is not None) is not reload
 
 
 def test_a_stylesheet_from_another_origin_is_refused(
