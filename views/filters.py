@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from onboarding.events import portal_host
 
@@ -16,6 +17,7 @@ def portal_domain(url: str | None) -> str:
     return portal_host(url) or url or ""
 
 
+@functools.lru_cache(maxsize=8192)  # a page of transactions shows dozens, shown again and again
 def money(amount: str | None, currency: str | None = None) -> str:
     """`-1234.5` + `USD` -> `-1,234.50 USD`; unparseable amounts are shown as given."""
     if amount is None:
@@ -28,6 +30,7 @@ def money(amount: str | None, currency: str | None = None) -> str:
     return f"{sign}{abs(value):,.2f} {currency or ''}".strip()
 
 
+@functools.lru_cache(maxsize=8192)
 def when(value: str | float | None, seconds: bool = False) -> str:
     """An ISO timestamp (or epoch seconds) as `2026-11-25 14:05 UTC` (`14:05:09` with
     `seconds`): one zone for everyone, whatever the server's or the browser's."""
@@ -54,14 +57,15 @@ def clock_time(value: float | None) -> str:
     return datetime.fromtimestamp(value, UTC).strftime("%H:%M:%S UTC")
 
 
+@functools.lru_cache(maxsize=8192)
 def when_html(value: str | float | None, seconds: bool = False) -> Markup:
     """`when`, with its date and its time each kept on one line (a date never breaks at its
     hyphens, "2026-" / "11-26")."""
-    text = when(value, seconds)
-    day, _, rest = text.partition(" ")
-    if not rest:
-        return Markup('<span class="nowrap">{}</span>').format(text)
-    return Markup('<span class="nowrap">{}</span> <span class="nowrap">{}</span>').format(day, rest)
+    day, _, rest = when(value, seconds).partition(" ")
+    html = f'<span class="nowrap">{escape(day)}</span>'
+    if rest:
+        html += f' <span class="nowrap">{escape(rest)}</span>'
+    return Markup(html)
 
 
 def iso_utc(value: float) -> str:

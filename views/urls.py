@@ -44,6 +44,11 @@ def url_for(request: Request, name: str, /, **params: Any) -> str:
 
     It asks this app's own route table (`request.app`), so it works the same when the app is
     mounted inside a host's app."""
+    root = str(request.scope.get("root_path", "")).rstrip("/")
+    built_key = (request.app, root, name, *params.items())
+    built = _BUILT.get(built_key)
+    if built is not None:
+        return built
     known = _table(request).get(name)
     if "path" in params:  # a file under a Mount (static): relative to it
         params["path"] = str(params["path"]).lstrip("/")
@@ -53,7 +58,16 @@ def url_for(request: Request, name: str, /, **params: Any) -> str:
         )
     else:  # parameters the table cannot fill: the router decides (and says what is wrong)
         path = str(request.app.router.url_path_for(name, **{k: str(v) for k, v in params.items()}))
-    return str(request.scope.get("root_path", "")).rstrip("/") + path
+    if len(_BUILT) >= _BUILT_LIMIT:
+        _BUILT.clear()
+    _BUILT[built_key] = root + path
+    return root + path
+
+
+#: URLs built so far, by app, prefix, route name and parameters (a page builds the same ones
+#: again and again); cleared whole when full.
+_BUILT: dict[tuple[Any, ...], str] = {}
+_BUILT_LIMIT = 20_000
 
 
 def step_url(request: Request, connection: Connection, step: Step | None = None) -> str:
