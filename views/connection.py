@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+from markupsafe import Markup
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -40,7 +41,7 @@ from views.guards import (
     require_user,
 )
 from views.guards import connection_id as guarded_connection_id
-from views.render import flash, render
+from views.render import flash, render, render_block
 from views.status import (
     AFTER_HOLD_SECONDS,
     SYNC_LABELS,
@@ -152,6 +153,25 @@ async def _account_data(request: Request, reading: Reading, cursor: str | None) 
     return data
 
 
+def _account_data_html(request: Request, data: dict[str, Any], context: dict[str, Any]) -> Markup:
+    """The page's data section (accounts, balances, transactions: the `account_data` block),
+    rendered once per read of the data and kept with it (`_account_data`): the same data renders
+    the same, so a page viewed again reuses it until the data is read again. A read that failed
+    (`problem`) is not kept, and neither is its rendering."""
+    rendered: dict[tuple[object, str], Markup] = data.setdefault(_RENDERED, {})
+    key = (request.app.state.templates, str(request.scope.get("root_path", "")))
+    html = rendered.get(key)
+    if html is None:
+        html = Markup(render_block(request, TEMPLATE, "account_data", context))
+        if "problem" not in data:
+            rendered[key] = html
+    return html
+
+
+#: Where `_account_data_html` keeps the rendered section, in the data it shows.
+_RENDERED = "_rendered"
+
+
 async def connection_page(request: Request) -> Response:
     """A connection's page; setup-stage connections are sent to their step."""
     user = await require_user(request, "read")
@@ -161,16 +181,18 @@ async def connection_page(request: Request) -> Response:
     ensure_step(request, Step.CONNECTION, connection)
     await mark_seen(request, user, connection)
     poll = app_state(request).settings.poll_interval_seconds
+    data = await _account_data(request, reading, cursor)
     context = {
         "owned": owned,
         "connection": connection,
         "cursor": cursor,
         "problem": None,
         "can_delete": user.can("delete"),
-        **await _account_data(request, reading, cursor),
+        **data,
         **_sync_context(user, owned, connection, **_sync_polling(request, reading)),
         **watch_context(poll, connection),
     }
+    context["account_data_html"] = _account_data_html(request, data, context)
     return render(request, TEMPLATE, context)
 
 

@@ -172,6 +172,43 @@ def test_account_data_is_reused_until_waycore_says_there_is_more(
     assert len(sandbox.calls("GET", "/v1/accounts")) == 1
 
 
+def test_the_data_section_shown_again_is_never_older_than_the_data(
+    alice: Browser, client: TestClient, sandbox: SandboxHandle
+) -> None:
+    """The rendered accounts and transactions are reused only while the data they show is: once
+    a sync has changed the transactions and Waycore has said so, the page shows Waycore's."""
+    connection_id = start_listed(alice, "chase")
+    finish(alice, connection_id)
+    sandbox.advance(60)  # active, first sync over
+
+    def shown() -> list[str]:
+        page = soup(alice.get(f"/connections/{connection_id}"))
+        return [row["data-transaction-id"] for row in page.select("#transaction-rows tr")]
+
+    def at_waycore() -> list[str]:
+        query = f"connectionId={connection_id}&limit=25"
+        status, body = sandbox.control("GET", f"/v1/transactions?{query}")
+        assert status == 200
+        return [item["id"] for item in body["data"]]
+
+    first = shown()
+    assert first == at_waycore() and shown() == first  # the same data: the same section
+    for number in range(1, 4):  # until a sync changes the newest page (it usually does at once)
+        assert alice.post(f"/connections/{connection_id}/sync").status_code in (200, 303)
+        sandbox.advance(3600)  # the sync ends
+        event = {
+            "id": f"evt_sync_{number}",
+            "type": "transactions.sync_available",
+            "createdAt": "2026-11-26T12:00:00Z",
+            "data": {"connectionId": connection_id, "accountId": None},
+        }
+        assert deliver(client, event) == 200
+        if at_waycore() != first:
+            break
+    assert at_waycore() != first, "no sync changed the transactions"
+    assert shown() == at_waycore()
+
+
 def test_the_list_shows_drafts_a_page_at_a_time(alice: Browser, client: TestClient) -> None:
     from views.guards import STATE_KEY
 
