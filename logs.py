@@ -144,12 +144,14 @@ class RequestIdFilter(logging.Filter):
 
 
 class BackgroundStderrHandler(logging.handlers.QueueHandler):
-    """Lines to stderr, formatted and written on a thread of their own: a request only adds its
-    record (with its request id, taken here, in the request's context) to a queue. The thread
-    writes whatever has queued up in one write, so a busy process makes few system calls."""
+    """Lines to stderr, written on a thread of their own, so a slow stderr never holds up a
+    request: a request formats its line (with its request id, taken here, in the request's
+    context) and adds it to a queue. The thread wakes when a line arrives, lets more gather for
+    a few milliseconds, and writes them all at once: it needs the interpreter only briefly, and
+    a busy process makes few system calls."""
 
     def __init__(self) -> None:
-        lines: queue.SimpleQueue[logging.LogRecord | None] = queue.SimpleQueue()
+        lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         super().__init__(lines)
         self._lines = lines
         self._format = LineFormatter(LOG_FORMAT).format
@@ -157,8 +159,11 @@ class BackgroundStderrHandler(logging.handlers.QueueHandler):
         self._writer.start()
         atexit.register(self.stop)  # every queued line is written before exit
 
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        return record  # formatted by the thread that writes it (nothing crosses a process)
+    def prepare(self, record: logging.LogRecord) -> str:
+        try:
+            return self._format(record) + "\n"
+        except Exception:
+            return f"(unformattable log record from {record.name})\n"
 
     def stop(self) -> None:
         """Write what is queued, then end the thread (at exit)."""
@@ -177,22 +182,15 @@ class BackgroundStderrHandler(logging.handlers.QueueHandler):
                     batch.append(self._lines.get_nowait())
                 except queue.Empty:
                     break
-            records = [record for record in batch if record is not None]
-            text = "".join(self._line(record) for record in records)
+            text = "".join(line for line in batch if line is not None)
             if text:
                 try:
                     sys.stderr.write(text)
                     sys.stderr.flush()
                 except Exception:  # a closed or broken stderr: nothing sensible to do
                     pass
-            if len(records) < len(batch):
+            if None in batch:
                 return
-
-    def _line(self, record: logging.LogRecord) -> str:
-        try:
-            return self._format(record) + "\n"
-        except Exception:
-            return f"(unformattable log record from {record.name})\n"
 
 
 #: The most lines the log thread writes at once.
