@@ -27,13 +27,15 @@ from store import Draft
 from views import funnel, htmx, inputs
 from views.errors import Problem, problem_for
 from views.guards import app_state, owned_draft, require_user
-from views.render import flash, render
+from views.render import flash, render, render_shared
 from views.status import steps_progress
 from views.urls import step_url, url_for
 from waycore.errors import WaycoreError
 from waycore.models import Institution
 
 TEMPLATE = "connections/choose_bank.html"
+#: The search suggestions (shared: they show only the query and its matches).
+OPTIONS = "connections/_institution_options.html"
 MAX_QUERY = 100
 
 
@@ -98,6 +100,18 @@ async def _search(request: Request, page: ChooseBank) -> None:
         page.problem = await problem_for(request, exc, "searching institutions")
 
 
+def _with_options(request: Request, page: ChooseBank) -> dict[str, Any]:
+    """The page's context, with the suggestions rendered once per query and answer (the same
+    prefixes are typed by everyone looking for the same bank)."""
+    context = page.context()
+    if page.results:
+        key = (page.q, *((i.institution_id, i.name, i.canonical_portal_url) for i in page.results))
+        context["options_html"] = render_shared(
+            request, OPTIONS, {"results": page.results, "q": page.q}, key
+        )
+    return context
+
+
 async def choose_bank(request: Request) -> Response:
     """Connection details with no draft yet; `?q=` runs the search without JavaScript."""
     user = await require_user(request, "connect")
@@ -106,7 +120,7 @@ async def choose_bank(request: Request) -> Response:
     if page.q:
         await _search(request, page)
     await funnel.step_viewed(request, user, Step.CHOOSE_BANK)
-    return render(request, TEMPLATE, page.context())
+    return render(request, TEMPLATE, _with_options(request, page))
 
 
 async def search_institutions(request: Request) -> Response:
@@ -120,7 +134,7 @@ async def search_institutions(request: Request) -> Response:
         return htmx.navigate(request, url)
     if len(page.q) >= 2:
         await _search(request, page)
-    return render(request, TEMPLATE, page.context(), block="institution_results")
+    return render(request, TEMPLATE, _with_options(request, page), block="institution_results")
 
 
 async def select_institution(request: Request) -> Response:

@@ -75,6 +75,20 @@ def render_block(request: Request, name: str, block: str, context: Mapping[str, 
     return html
 
 
+def render_shared(
+    request: Request, name: str, context: Mapping[str, Any], key: tuple[Any, ...]
+) -> Markup:
+    """Partial `name` rendered once for `key`, which names everything it shows (it must show
+    nothing of the viewer: no user, no CSRF token), and reused for every request with that key
+    (see `render(..., reuse=)`)."""
+    full_key = (name, _templates(request), request.scope.get("root_path", ""), *key)
+    html = _FRAGMENTS.get(full_key)
+    if html is MISSING:
+        html = _templates(request).get_template(name).render({"request": request, **context})
+        _FRAGMENTS.put(full_key, html)
+    return Markup(html)
+
+
 #: Rendered polled fragments, by everything they show (`render(..., reuse=key)`).
 _FRAGMENTS: TTLCache[tuple[Any, ...], str] = TTLCache(60.0, limit=20_000)
 

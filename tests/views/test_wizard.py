@@ -58,6 +58,33 @@ def test_search_fragment_shows_name_and_portal_domain_and_keeps_typed_text(
     assert fragment.select_one("input[name=q]")["value"] == "CHAS"
 
 
+def test_the_suggestions_are_shared_but_each_form_is_the_viewers_own(
+    alice: Browser, dana: Browser
+) -> None:
+    """The suggestion list is rendered once per query and answer for everyone; the form around
+    it keeps each viewer's CSRF token and draft, and the list names the query as typed."""
+
+    def search(browser: Browser, q: str, draft: str = "") -> Any:
+        query = f"q={q}" + (f"&draft_id={draft}" if draft else "")
+        response = browser.get(
+            f"/connections/institutions?{query}", htmx=True, target="institution-results"
+        )
+        assert response.status_code == 200
+        return soup(response)
+
+    created = alice.post("/connections/drafts", {"institution_id": "chase"})
+    draft_id = created.headers["location"].split("?")[0].rsplit("/", 1)[-1]
+    ours, theirs = search(alice, "bank", draft_id), search(dana, "bank")
+    options = [b["value"] for b in ours.select("button.option")]
+    assert options and options == [b["value"] for b in theirs.select("button.option")]
+    assert ours.select_one("input[name=csrf_token]")["value"] == alice.csrf
+    assert theirs.select_one("input[name=csrf_token]")["value"] == dana.csrf
+    assert ours.select_one("input[name=draft_id]")["value"] == draft_id
+    assert theirs.select_one("input[name=draft_id]") is None
+    assert search(dana, "BANK").select_one("[role=listbox]")["aria-label"] == "Banks matching BANK"
+    assert [b["value"] for b in search(dana, "chase").select("button.option")] == ["chase"]
+
+
 def test_an_exact_match_is_never_auto_selected(alice: Browser, sandbox: SandboxHandle) -> None:
     page = soup(alice.get("/connections/new?q=chase"))
     assert page.select("button.option")  # offered ...
