@@ -291,7 +291,7 @@ class LiveStatus:
                 continue
             state = await self.store.connection_state(row.connection_id)
             if state is not None:
-                shown.append(Connection.from_api(state.resource))
+                shown.append(self._connection(state))
         return shown
 
     async def _list(self, tenant_id: str, entity_id: str) -> None:

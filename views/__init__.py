@@ -30,9 +30,15 @@ from views import (
 from views.errors import EXCEPTION_HANDLERS, csrf_refused
 from views.guards import AppState
 
-#: The routes polled most often first (the router tries them in order); then fixed paths
-#: (/connections/new ...) before /connections/{connection_id}.
-_POLLED = ("activation_status", "sync_panel", "search_institutions", "connection_status")
+#: The routes polled most often first, and the list (the router tries them in order); then
+#: fixed paths (/connections/new ...) before /connections/{connection_id}.
+_POLLED = (
+    "activation_status",
+    "sync_panel",
+    "search_institutions",
+    "connection_status",
+    "connections",
+)
 
 _screens = [
     *health.routes,
