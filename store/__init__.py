@@ -423,13 +423,11 @@ class Store:
         return sid
 
     async def get_session(self, sid: str) -> SessionRecord | None:
-        cached = self._sessions.get(sid)
-        if cached is not MISSING:
-            record = cached
-        else:
+        async def load() -> SessionRecord | None:
             row = await self._one(_GET_SESSION, sid=sid, now=time.time())
-            record = SessionRecord(**row) if row else None
-            self._sessions.put(sid, record)
+            return SessionRecord(**row) if row else None
+
+        record = await self._sessions.get_or_load(sid, load)
         return record if record is not None and record.expires_at > time.time() else None
 
     # ------------------------------------------------------------------ handoff tokens
@@ -533,16 +531,13 @@ class Store:
 
     async def open_drafts(self, tenant_id: str, limit: int) -> list[Draft]:
         """The tenant's newest `limit` drafts that have not become a Waycore connection."""
-        key = (tenant_id, "drafts", limit)
-        cached = self._lists.get(key)
-        if cached is not MISSING:
-            return list(cached)
-        rows = await self._all(
-            _OPEN_DRAFTS, tenant_id=tenant_id, fresh_after=self._fresh_after(), limit=limit
-        )
-        drafts_found = [_draft(row) for row in rows]
-        self._lists.put(key, drafts_found)
-        return list(drafts_found)
+        async def load() -> list[Draft]:
+            rows = await self._all(
+                _OPEN_DRAFTS, tenant_id=tenant_id, fresh_after=self._fresh_after(), limit=limit
+            )
+            return [_draft(row) for row in rows]
+
+        return list(await self._lists.get_or_load((tenant_id, "drafts", limit), load))
 
     async def list_drafts(self, tenant_id: str) -> list[Draft]:
         rows = await self._all(_LIST_DRAFTS, tenant_id=tenant_id, fresh_after=self._fresh_after())
@@ -610,14 +605,11 @@ class Store:
         return await self.owned_connection(tenant_id, connection_id) is not None
 
     async def owned_connection(self, tenant_id: str, connection_id: str) -> OwnedConnection | None:
-        key = (tenant_id, connection_id)
-        cached = self._owned.get(key)
-        if cached is not MISSING:
-            return cached
-        row = await self._one(_OWNED, tenant_id=tenant_id, connection_id=connection_id)
-        owned = _owned(row) if row else None
-        self._owned.put(key, owned)
-        return owned
+        async def load() -> OwnedConnection | None:
+            row = await self._one(_OWNED, tenant_id=tenant_id, connection_id=connection_id)
+            return _owned(row) if row else None
+
+        return await self._owned.get_or_load((tenant_id, connection_id), load)
 
     @staticmethod
     def _owned_by(tenant_id: str, connection_id: str) -> Any:
@@ -630,14 +622,10 @@ class Store:
         return str(row["tenant_id"]) if row else None
 
     async def owned_connections(self, tenant_id: str) -> list[OwnedConnection]:
-        key = (tenant_id, "owned", None)
-        cached = self._lists.get(key)
-        if cached is not MISSING:
-            return list(cached)
-        rows = await self._all(_OWNED_LIST, tenant_id=tenant_id)
-        owned = [_owned(row) for row in rows]
-        self._lists.put(key, owned)
-        return list(owned)
+        async def load() -> list[OwnedConnection]:
+            return [_owned(row) for row in await self._all(_OWNED_LIST, tenant_id=tenant_id)]
+
+        return list(await self._lists.get_or_load((tenant_id, "owned", None), load))
 
     async def forget_connection(self, tenant_id: str, connection_id: str) -> None:
         async with self._begin() as connection:
@@ -879,14 +867,11 @@ class Store:
 
     async def seen_statuses(self, tenant_id: str, user_id: str) -> dict[str, str]:
         """connection id -> the status `user_id` last saw it in."""
-        key = (tenant_id, "seen", user_id)
-        cached = self._lists.get(key)
-        if cached is not MISSING:
-            return dict(cached)
-        rows = await self._all(_SEEN, tenant_id=tenant_id, user_id=user_id)
-        seen = {str(row["connection_id"]): str(row["last_seen_status"]) for row in rows}
-        self._lists.put(key, seen)
-        return dict(seen)
+        async def load() -> dict[str, str]:
+            rows = await self._all(_SEEN, tenant_id=tenant_id, user_id=user_id)
+            return {str(row["connection_id"]): str(row["last_seen_status"]) for row in rows}
+
+        return dict(await self._lists.get_or_load((tenant_id, "seen", user_id), load))
 
     async def mark_seen(self, tenant_id: str, user_id: str, statuses: Mapping[str, str]) -> None:
         """Remember that `user_id` has now seen each connection in its given status (a status
@@ -961,10 +946,11 @@ class Store:
 
     async def connection_state(self, connection_id: str) -> ConnectionState | None:
         """The last state seen of a connection (shared by every instance), if any."""
-        cached = self._states.get(connection_id)
-        if cached is not MISSING:
-            return cached
-        return await self._read_state(connection_id)
+        async def load() -> ConnectionState | None:
+            row = await self._one(_STATE, connection_id=connection_id)
+            return _state(row) if row else None
+
+        return await self._states.get_or_load(connection_id, load)
 
     async def _read_state(self, connection_id: str) -> ConnectionState | None:
         """The state as the database has it now (and kept in memory)."""
