@@ -531,6 +531,7 @@ class Store:
 
     async def open_drafts(self, tenant_id: str, limit: int) -> list[Draft]:
         """The tenant's newest `limit` drafts that have not become a Waycore connection."""
+
         async def load() -> list[Draft]:
             rows = await self._all(
                 _OPEN_DRAFTS, tenant_id=tenant_id, fresh_after=self._fresh_after(), limit=limit
@@ -867,6 +868,7 @@ class Store:
 
     async def seen_statuses(self, tenant_id: str, user_id: str) -> dict[str, str]:
         """connection id -> the status `user_id` last saw it in."""
+
         async def load() -> dict[str, str]:
             rows = await self._all(_SEEN, tenant_id=tenant_id, user_id=user_id)
             return {str(row["connection_id"]): str(row["last_seen_status"]) for row in rows}
@@ -946,6 +948,7 @@ class Store:
 
     async def connection_state(self, connection_id: str) -> ConnectionState | None:
         """The last state seen of a connection (shared by every instance), if any."""
+
         async def load() -> ConnectionState | None:
             row = await self._one(_STATE, connection_id=connection_id)
             return _state(row) if row else None
