@@ -21,8 +21,6 @@ SQLITE_DRIVER = "sqlite+aiosqlite"
 POSTGRES_DRIVER = "postgresql+psycopg"
 #: Milliseconds a SQLite connection waits for another writer before failing.
 SQLITE_BUSY_TIMEOUT_MS = 5000
-#: Connections to a SQLite file (each runs on a thread of its own).
-SQLITE_POOL_SIZE = 10
 
 
 def database_url(database: str) -> URL:
@@ -61,9 +59,7 @@ def create_engine(url: URL) -> AsyncEngine:
         engine = create_async_engine(url, poolclass=StaticPool)
     else:
         Path(file).parent.mkdir(parents=True, exist_ok=True)
-        # Connections kept open, none made for a burst: each is a thread of its own, and making
-        # and closing them under load stalls every request for a moment; a burst waits its turn.
-        engine = create_async_engine(url, pool_size=SQLITE_POOL_SIZE, max_overflow=0)
+        engine = create_async_engine(url)
     event.listen(engine.sync_engine, "connect", functools.partial(_sqlite_pragmas, wal=bool(file)))
     _skip_idle_rollbacks(engine)
     return engine
