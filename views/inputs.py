@@ -126,12 +126,21 @@ async def form(request: Request) -> Fields:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
         raise HTTPException(413, "This form is too large.")
+    body = await bounded_body(request, MAX_FORM_BYTES)
+    if body is None:
+        raise HTTPException(413, "This form is too large.")
+    return Fields.parse(body)
+
+
+async def bounded_body(request: Request, limit: int) -> bytes | None:
+    """The whole request body, or None as soon as it is longer than `limit` bytes (the rest is
+    not read)."""
     body = bytearray()
-    async for chunk in request.stream():  # read no further than the limit
+    async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            raise HTTPException(413, "This form is too large.")
-    return Fields.parse(bytes(body))
+        if len(body) > limit:
+            return None
+    return bytes(body)
 
 
 def query(request: Request) -> Fields:

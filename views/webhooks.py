@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from onboarding import service
 from views.guards import app_state
+from views.inputs import bounded_body
 from waycore.models import Connection
 from waycore.webhooks import SignatureError, parse_event, verify
 
@@ -37,14 +38,9 @@ async def receive(request: Request) -> Response:
     secret = state.webhook_secret
     if not secret:
         return _answer(404, "webhook receiver not configured")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():  # stop reading as soon as it is too large
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return _answer(413, "too large")
-        chunks.append(chunk)
-    body = b"".join(chunks)
+    body = await bounded_body(request, MAX_BODY_BYTES)
+    if body is None:
+        return _answer(413, "too large")
     try:
         verify(secret, request.headers.get("waycore-signature"), body)
         event = parse_event(body)
