@@ -12,7 +12,7 @@ bank details; no shared cache or history cache may keep them).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from jinja2 import pass_context
@@ -81,12 +81,21 @@ def render_shared(
     """Partial `name` rendered once for `key`, which names everything it shows (it must show
     nothing of the viewer: no user, no CSRF token), and reused for every request with that key
     (see `render(..., reuse=)`)."""
-    full_key = (name, _templates(request), request.scope.get("root_path", ""), *key)
+    template = _templates(request).get_template(name)
+    return Markup(
+        _reused(request, (name, *key), lambda: template.render({"request": request, **context}))
+    )
+
+
+def _reused(request: Request, key: tuple[Any, ...], make: Callable[[], str]) -> str:
+    """What `make()` renders, kept for `key` in this app's templates and under its prefix (an
+    app with other templates, or served at another prefix, renders its own)."""
+    full_key = (_templates(request), request.scope.get("root_path", ""), *key)
     html = _FRAGMENTS.get(full_key)
     if html is MISSING:
-        html = _templates(request).get_template(name).render({"request": request, **context})
+        html = make()
         _FRAGMENTS.put(full_key, html)
-    return Markup(html)
+    return html
 
 
 #: Rendered polled fragments, by everything they show (`render(..., reuse=key)`).
@@ -109,14 +118,14 @@ def render(
     the block rendered for that key is sent again rather than rendered anew."""
     whole = name.rpartition("/")[2].startswith("_")
     if htmx.is_htmx(request) and not whole:
-        block = block or "content"
-        key = (name, block, request.scope.get("root_path", ""), *reuse) if reuse else None
-        html = _FRAGMENTS.get(key) if key else MISSING
-        if html is MISSING:
-            ctx = _context(request, context, page=block == "content")
-            html = render_block(request, name, block, ctx)
-            if key:
-                _FRAGMENTS.put(key, html)
+        part = block or "content"
+
+        def make() -> str:
+            return render_block(
+                request, name, part, _context(request, context, page=part == "content")
+            )
+
+        html = _reused(request, (name, part, *reuse), make) if reuse else make()
         return HTMLResponse(html, status_code=status, headers=_HEADERS)
     ctx = _context(request, context, page=not whole)
     templates = _templates(request)
