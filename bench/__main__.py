@@ -93,6 +93,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     group.add_argument(
         "--poll-seconds", type=int, default=defaults.poll_seconds, help="POLL_INTERVAL_SECONDS"
     )
+    group.add_argument(
+        "--long-poll-seconds",
+        type=float,
+        default=defaults.long_poll_seconds,
+        help="LONG_POLL_SECONDS: how long a poll is held waiting for a change",
+    )
     group = parser.add_argument_group("3-4. upstream calls, webhook to page")
     group.add_argument("--tabs", type=_ints, default=defaults.tabs)
     group.add_argument("--tabs-window", type=float, default=defaults.tabs_window)
@@ -138,6 +144,7 @@ def options_from(args: argparse.Namespace) -> Options:
         connect_grace=args.connect_grace,
         slow_seconds=args.slow_seconds,
         poll_seconds=args.poll_seconds,
+        long_poll_seconds=args.long_poll_seconds,
         tabs=args.tabs,
         tabs_window=args.tabs_window,
         webhook_trials=args.webhook_trials,

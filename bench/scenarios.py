@@ -75,6 +75,8 @@ class Options:
     slow_seconds: float = 2.0
     wrk_timeout: float = 30.0
     poll_seconds: int = 5
+    #: How long the app holds a poll that asks to wait for a change (the app's default).
+    long_poll_seconds: float = 25.0
     tabs: tuple[int, ...] = (1, 5, 50)
     tabs_window: float = 30.0
     webhook_trials: int = 10
@@ -211,6 +213,7 @@ def start_app(
         port or free_port(),
         name=name,
         poll_seconds=opts.poll_seconds,
+        long_poll_seconds=opts.long_poll_seconds,
         upstream=upstream,
         webhook_secret=webhook_secret,
         database_url=database_url,

@@ -132,12 +132,22 @@ class LiveStatus:
 
     # ------------------------------------------------------------------ reading
 
+    def due_at(self, source: str, fetched_at: float, check_after: float | None) -> float:
+        """When a state (from `source`, fetched at `fetched_at`) is due a check of Waycore: one
+        interval after it was fetched, `webhook_fresh` seconds for a webhook's, and never before
+        a `Retry-After` Waycore gave (`check_after`). Reads before then answer from it, and held
+        reads sleep until then."""
+        due = fetched_at + self.interval
+        if source == "webhook":
+            due = max(due, fetched_at + self.webhook_fresh)
+        if check_after is not None:
+            due = max(due, check_after)
+        return due
+
     def fresh(self, state: ConnectionState, now: float | None = None) -> bool:
         """Whether `state` may answer a read without asking Waycore."""
-        age = (self._clock() if now is None else now) - state.fetched_at
-        if state.source == "webhook" and age < self.webhook_fresh:
-            return True
-        return age < self.interval
+        now = self._clock() if now is None else now
+        return now < self.due_at(state.source, state.fetched_at, state.check_after)
 
     async def read(self, tenant_id: str, connection_id: str) -> Reading:
         """The tenant's connection as last seen, checked with Waycore when due (see the module
@@ -148,11 +158,7 @@ class LiveStatus:
         if owned is None:
             raise NotOwned(connection_id)
         state = await self.store.connection_state(connection_id)
-        now = self._clock()
-        backing_off = (
-            state is not None and state.check_after is not None and state.check_after > now
-        )
-        if state is None or not (self.fresh(state, now) or backing_off):
+        if state is None or not self.fresh(state):
             state = await self._refresh(owned, state)
         assert state is not None
         return self._reading(owned, state)
@@ -328,12 +334,12 @@ class LiveStatus:
                 remaining = deadline - self._clock()
                 if remaining <= 0:
                     break
-                # Wake on a change, or when this state is due a check (one per interval).
-                due = reading.fetched_at + self.interval - self._clock()
-                if reading.check_after is not None:
-                    due = reading.check_after - self._clock()
+                # Wake on a change, or when this state is due a check (the rule of `fresh`).
+                due = self.due_at(reading.source, reading.fetched_at, reading.check_after)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(event.wait(), max(0.05, min(remaining, due)))
+                    await asyncio.wait_for(
+                        event.wait(), max(0.05, min(remaining, due - self._clock()))
+                    )
                 event.clear()
                 reading = await self.read(tenant_id, connection_id)
             return reading

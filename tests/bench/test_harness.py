@@ -10,6 +10,7 @@ and the result line it reads.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -34,24 +35,32 @@ async def test_setup_through_the_app_and_a_standalone_sandbox(tmp_path: Path) ->
     with Processes(tmp_path) as procs:
         _, upstream = procs.start_sandbox()
         control = SandboxControl(upstream)
+        opts = Options(long_poll_seconds=2)
         cluster = await start_cluster(
-            procs, Options(), Stores(), upstream, control, receiver=True, label="smoke"
+            procs, opts, Stores(), upstream, control, receiver=True, label="smoke"
         )
         try:
             browser = cluster.browsers[0]
             connection_id = await browser.activating_connection(SLOW_PORTAL.format("smoke"))
+            # The sandbox's webhook for the new status has the app check the connection once;
+            # after that check, the record counts the polls alone.
+            assert await reads_reach(control, connection_id, 1)
             tab = Tab(browser.on(browser.base_url), page_path(connection_id))
             cluster.browsers.append(tab.browser)
             await tab.open()
             assert tab.first_status == "pendingActivation"
 
             await control.clear_requests()
-            waiting = await tab.poll_once()
+            waiting = await tab.poll_once()  # held: nothing changes, the webhook's state holds
             assert (waiting.status, waiting.navigated) == (200, None)
-            assert await control.connection_reads([connection_id]) == {connection_id: 1}
+            assert waiting.received - waiting.sent >= opts.long_poll_seconds - 0.5
+            assert await control.connection_reads([connection_id]) == {connection_id: 0}
 
             await control.set_status(connection_id, "active")
-            ready = await tab.poll_once()
+            for _ in range(5):  # the webhook of the change wakes a held poll, or the next one
+                ready = await tab.poll_once()
+                if ready.navigated:
+                    break
             assert ready.navigated and f"/connections/{connection_id}" in ready.navigated
             assert tab.first_change_after(waiting.received) is ready
             assert tab.ended == "navigated"
@@ -60,6 +69,15 @@ async def test_setup_through_the_app_and_a_standalone_sandbox(tmp_path: Path) ->
             await control.aclose()
         assert [s.name for s in procs.services] == ["sandbox", "smoke-a"]
     assert all(s.process.poll() is not None for s in cluster.instances)
+
+
+async def reads_reach(control: SandboxControl, connection_id: str, count: int) -> bool:
+    """Whether the sandbox's record holds `count` reads of the connection within 10 s."""
+    for _ in range(100):
+        if (await control.connection_reads([connection_id]))[connection_id] >= count:
+            return True
+        await asyncio.sleep(0.1)
+    return False
 
 
 async def test_bare_endpoint_on_the_apps_uvicorn_settings(tmp_path: Path) -> None:

@@ -6,7 +6,8 @@ Waycore is faked on the wire (respx); time is a clock the test moves."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -14,7 +15,7 @@ import pytest
 import respx
 
 from onboarding.errors import NotOwned
-from onboarding.live import LiveStatus
+from onboarding.live import LiveStatus, Reading
 from store import Store
 from waycore.client import WaycoreClient
 from waycore.models import Connection
@@ -58,7 +59,9 @@ async def waycore() -> AsyncIterator[WaycoreClient]:
     await client.aclose()
 
 
-async def _live(store: Store, waycore: WaycoreClient, clock: Clock, **options: Any) -> LiveStatus:
+async def _live(
+    store: Store, waycore: WaycoreClient, clock: Callable[[], float], **options: Any
+) -> LiveStatus:
     live = LiveStatus(store, waycore, interval=5, clock=clock, **options)
     await live.start()
     return live
@@ -205,6 +208,39 @@ async def test_a_held_read_wakes_when_another_instance_records_a_change(
         assert woken.version > start.version
     finally:
         await other_store.close()
+
+
+async def test_a_held_read_sleeps_while_a_webhook_state_is_fresh(
+    store: Store, waycore: WaycoreClient, api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the poll interval but inside the webhook's minute, the state is not due a check:
+    a held read sleeps to the end of its hold (one more read), not a read every few ms."""
+    route = slow_get(api, resource())
+    started = time.monotonic()
+    live = await _live(store, waycore, lambda: 1_800_000_000.0 + time.monotonic() - started)
+    try:
+        state, _ = await store.save_state(  # a webhook 10 s ago: two intervals, 1/6 of its minute
+            TENANT,
+            CONN,
+            resource(),
+            "webhook",
+            now=1_800_000_000.0 + time.monotonic() - started - 10,
+        )
+        reads = 0
+        read = live.read
+
+        async def counted(tenant_id: str, connection_id: str) -> Reading:
+            nonlocal reads
+            reads += 1
+            return await read(tenant_id, connection_id)
+
+        monkeypatch.setattr(live, "read", counted)
+        held = await live.wait(TENANT, CONN, state.version, hold=0.6)
+        assert held is not None and held.source == "webhook"
+        assert reads <= 3  # on arrival, and as the hold ends (not one per 50 ms: 12)
+        assert route.call_count == 0
+    finally:
+        await live.close()
 
 
 async def test_held_reads_are_capped_and_released_at_shutdown(
