@@ -56,6 +56,7 @@ import httpx
 
 from host import HostUser
 from logs import current_request_id
+from onboarding.journey import RECOVERABLE, TERMINAL
 from store import OutboxEvent, Store
 from waycore.models import Connection
 from waycore.webhooks import sign
@@ -76,8 +77,9 @@ class EventType(StrEnum):
     EXITED = "flow.exited"
 
 
-#: Statuses in which a connection needs someone to act (or at least to know).
-ATTENTION_STATUSES = frozenset({"reauthRequired", "errored", "invalidConfig", "paused", "revoked"})
+#: Statuses in which a connection needs someone to act (or at least to know): the journey
+#: table's recoverable and terminal ones.
+ATTENTION_STATUSES = RECOVERABLE | TERMINAL
 
 #: Keys no payload may carry, compared without case, `_` or `-`.
 _FORBIDDEN_KEYS = frozenset(

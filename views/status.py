@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlencode
 
-from onboarding.journey import Step, is_waiting, is_watched, repair_for, watch_delay
+from onboarding.journey import (
+    RECOVERABLE,
+    TERMINAL,
+    Step,
+    is_waiting,
+    is_watched,
+    repair_for,
+    watch_delay,
+)
 from store import OwnedConnection
 from views.filters import portal_domain
 from waycore.models import Connection
@@ -38,56 +46,64 @@ class StatusView:
     guidance: str = ""
 
 
-_BY_STATUS: dict[str, StatusView] = {
-    "reauthRequired": StatusView(
+#: The statuses that need someone to act or know: label, tone and what to do. Whether each is
+#: recoverable or terminal is the journey table's (`onboarding.journey`).
+_PROBLEMS: dict[str, tuple[str, Tone, str]] = {
+    "reauthRequired": (
         "Reauthentication required",
         "warning",
-        recoverable=True,
-        guidance=(
+        (
             "Your bank needs the delegated user to sign in again. Check in your bank portal "
             "that the delegated user is still active and that its sign-in verification still "
             "goes to the phone number or email Waycore gave it. If your bank issued new sign-in "
             "details, send them; otherwise contact support so Waycore can re-authenticate it."
         ),
     ),
-    "errored": StatusView(
+    "errored": (
         "Error",
         "danger",
-        recoverable=True,
-        guidance=(
+        (
             "Waycore hit a problem with this connection and keeps retrying automatically; this "
             "page updates by itself when it recovers. If it does not clear within a few hours, "
             "contact support with the reference below."
         ),
     ),
-    "invalidConfig": StatusView(
+    "invalidConfig": (
         "Needs correction",
         "warning",
-        recoverable=True,
-        guidance=(
+        (
             "Waycore could not use the bank portal URL it was given. Review it (it must be the "
             "page where you sign in to your bank) and start a corrected connection, or contact "
             "support."
         ),
     ),
-    "paused": StatusView(
+    "paused": (
         "Paused",
         "neutral",
-        terminal=True,
-        guidance=(
+        (
             "Waycore has paused this connection, usually for bank maintenance. There is nothing "
             "to do on your side; contact support if it stays paused."
         ),
     ),
-    "revoked": StatusView(
+    "revoked": (
         "Revoked",
         "danger",
-        terminal=True,
-        guidance=(
+        (
             "Access to this bank was removed and it no longer syncs. To connect this bank again, "
             "start a new connection."
         ),
     ),
+}
+
+_BY_STATUS: dict[str, StatusView] = {
+    status: StatusView(
+        label,
+        tone,
+        recoverable=status in RECOVERABLE,
+        terminal=status in TERMINAL,
+        guidance=guidance,
+    )
+    for status, (label, tone, guidance) in _PROBLEMS.items()
 }
 
 SETUP_IN_PROGRESS = StatusView("Setup in progress", "progress", pending=True)

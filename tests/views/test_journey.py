@@ -9,8 +9,10 @@ import json
 
 import pytest
 
-from onboarding.journey import Step, may_show, step_for
+from onboarding.events import ATTENTION_STATUSES
+from onboarding.journey import RECOVERABLE, TERMINAL, Step, may_show, step_for
 from tests.support import Browser, SandboxHandle, soup, start_listed
+from views.status import status_view
 from waycore.models import CONNECTION_STATUSES, Connection
 
 #: Written out here, not computed from the app's table, so a change to either shows up.
@@ -150,3 +152,14 @@ def test_the_table_agrees_with_the_written_expectation(kind: str, status: str) -
     assert may_show(Step.REAUTH, connection) is (status == "reauthRequired")
     assert may_show(Step.CORRECT_PORTAL, connection) is (status == "invalidConfig")
     assert step_for(None) is Step.CHOOSE_BANK
+
+
+def test_each_status_needing_attention_has_its_own_view() -> None:
+    """The status views, the journey's sets and the host events' "needs attention" agree:
+    a recoverable or terminal status has its own label and guidance, flagged as such."""
+    assert RECOVERABLE == WATCHED and {"paused", "revoked"} == TERMINAL
+    assert ATTENTION_STATUSES == WATCHED | TERMINAL
+    for status in CONNECTION_STATUSES:
+        view = status_view(Connection.from_api({"id": "conn_1", "status": status}))
+        assert (view.recoverable, view.terminal) == (status in WATCHED, status in TERMINAL)
+        assert bool(view.guidance) == (status in ATTENTION_STATUSES)
