@@ -366,6 +366,13 @@ class Store:
             await connection.commit()
             return int(result.rowcount)
 
+    async def _write_returning(self, statement: Executable) -> Mapping[str, Any] | None:
+        """Run one statement with `RETURNING` in its own transaction; the row it wrote, if any."""
+        async with self._connect() as connection:
+            row = (await connection.execute(statement)).mappings().first()
+            await connection.commit()
+            return dict(row) if row is not None else None
+
     async def _one(self, statement: Executable, **params: object) -> Mapping[str, Any] | None:
         async with self._connect() as connection:
             row = (await connection.execute(statement, params)).mappings().first()
@@ -985,10 +992,13 @@ class Store:
         told). Any claim on a refresh ends; any `Retry-After` wait is over."""
         now = time.time() if now is None else now
         body = json.dumps(resource, sort_keys=True, separators=(",", ":"))
-        for _ in range(3):  # optimistic: another instance may save between the read and write
-            current = await self._read_state(connection_id)
+        s = connection_state.c
+        # Optimistic: start from the state as last seen here; the write checks its version,
+        # and on a miss (another instance saved since) the state is read afresh and tried again.
+        current = await self.connection_state(connection_id)
+        for _ in range(3):
             if current is None:
-                inserted = await self._write(
+                row = await self._write_returning(
                     self._insert(connection_state)
                     .values(
                         connection_id=connection_id,
@@ -1000,35 +1010,35 @@ class Store:
                         source=source,
                     )
                     .on_conflict_do_nothing()
+                    .returning(*connection_state.c)
                 )
-                if inserted:
-                    saved = await self._state_changed(connection_id)
-                    assert saved is not None
-                    await self.notify(STATE_CHANNEL, f"{connection_id} {saved.version}")
-                    return saved, True
+                changed = True
+            else:
+                # What a page shows moved only if the version it was seen at still stands.
+                changed = _shown(current.resource) != _shown(resource)
+                row = await self._write_returning(
+                    update(connection_state)
+                    .where(s.connection_id == connection_id, s.version == current.version)
+                    .values(
+                        resource=body,
+                        fetched_at=now,
+                        source=source,
+                        check_after=None,
+                        refreshing_until=None,
+                        version=s.version + (1 if changed else 0),
+                        data_version=s.data_version + (1 if data_changed else 0),
+                    )
+                    .returning(*connection_state.c)
+                )
+            if row is None:
+                current = await self._read_state(connection_id)
                 continue
-            changed = _shown(current.resource) != _shown(resource)
-            values: dict[str, Any] = {
-                "resource": body,
-                "fetched_at": now,
-                "source": source,
-                "check_after": None,
-                "refreshing_until": None,
-                "version": current.version + (1 if changed else 0),
-                "data_version": current.data_version + (1 if data_changed else 0),
-            }
-            s = connection_state.c
-            updated = await self._write(
-                update(connection_state)
-                .where(s.connection_id == connection_id, s.version == current.version)
-                .values(**values)
-            )
-            if updated:
-                saved = await self._state_changed(connection_id)
-                assert saved is not None
-                if changed or data_changed:
-                    await self.notify(STATE_CHANNEL, f"{connection_id} {saved.version}")
-                return saved, changed
+            saved = _state(row)
+            await self._invalidate("state", connection_id)  # other instances read it afresh
+            self._states.put(connection_id, saved)
+            if changed or data_changed:
+                await self.notify(STATE_CHANNEL, f"{connection_id} {saved.version}")
+            return saved, changed
         raise RuntimeError(f"the state of {connection_id} kept changing under this save")
 
     async def claim_refresh(

@@ -116,3 +116,28 @@ async def test_a_handoff_token_id_is_claimed_once_and_forgotten_after_it_expires
     monkeypatch.setattr(store_module.time, "time", lambda: later)
     await store.purge_expired()
     assert await store.claim_token("jti-1", later + 120)
+
+
+async def test_a_state_saved_over_another_instances_save_counts_from_it(
+    store: Store, other_store: Store
+) -> None:
+    """Each instance starts a save from the state as it last saw it; when another instance
+    saved since, the save is made again over that one: versions only move forward, and a page
+    change or new data the other instance recorded is never lost."""
+
+    def resource(status: str) -> dict[str, str]:
+        return {"id": "conn_1", "kind": "setup", "status": status}
+
+    first, changed = await store.save_state("acme", "conn_1", resource("pendingActivation"), "poll")
+    assert (first.version, first.data_version, changed) == (1, 1, True)
+    await other_store.mark_sync_available("conn_1")
+    theirs, changed = await other_store.save_state("acme", "conn_1", resource("active"), "webhook")
+    assert (theirs.version, theirs.data_version, changed) == (2, 2, True)
+
+    same, changed = await store.save_state(
+        "acme", "conn_1", resource("active"), "poll", data_changed=True
+    )
+    assert (same.version, same.data_version, changed) == (2, 3, False)
+    moved, changed = await store.save_state("acme", "conn_1", resource("errored"), "poll")
+    assert (moved.version, moved.data_version, changed) == (3, 3, True)
+    assert await other_store.reload_state("conn_1") == moved
