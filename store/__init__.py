@@ -16,10 +16,11 @@ Besides the data, a store coordinates the app instances that share its database:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -244,6 +245,8 @@ class Store:
     ) -> None:
         self._engine = engine
         self._coordinator = coordinator
+        #: SQLite: this process's writes, one at a time (see `_writer`).
+        self._write_turns = asyncio.Lock() if engine.dialect.name == "sqlite" else None
         self._closed = False
         #: Sessions and ownership are read on every request (every poll): kept a few seconds
         #: in memory, dropped on this instance's own changes at once and on another instance's
@@ -356,9 +359,20 @@ class Store:
         if row is None or row["one"] != 1:
             raise RuntimeError("the database answered SELECT 1 with nothing")
 
+    @contextlib.asynccontextmanager
+    async def _writer(self, *, begin: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A connection to write on (`begin`: in a transaction, committed when the block ends).
+        On SQLite this process's writes take turns: SQLite has one writer at a time, and writers
+        that meet there wait in its busy handler's sleeps (1, 2, 5, 10 ms and longer), not in
+        line. Postgres writers need no turns."""
+        async with contextlib.AsyncExitStack() as stack:
+            if self._write_turns is not None:
+                await stack.enter_async_context(self._write_turns)
+            yield await stack.enter_async_context(self._begin() if begin else self._connect())
+
     async def _write(self, statement: Executable) -> int:
         """Run one statement in its own transaction; returns the rows it changed."""
-        async with self._connect() as connection:
+        async with self._writer() as connection:
             # An INSERT's row count is kept only when asked (ON CONFLICT DO NOTHING needs it).
             result = await connection.execute(
                 statement, execution_options={"preserve_rowcount": True}
@@ -368,7 +382,7 @@ class Store:
 
     async def _write_returning(self, statement: Executable) -> Mapping[str, Any] | None:
         """Run one statement with `RETURNING` in its own transaction; the row it wrote, if any."""
-        async with self._connect() as connection:
+        async with self._writer() as connection:
             row = (await connection.execute(statement)).mappings().first()
             await connection.commit()
             return dict(row) if row is not None else None
@@ -636,7 +650,7 @@ class Store:
         return list(await self._lists.get_or_load((tenant_id, "owned", None), load))
 
     async def forget_connection(self, tenant_id: str, connection_id: str) -> None:
-        async with self._begin() as connection:
+        async with self._writer(begin=True) as connection:
             await connection.execute(
                 delete(drafts).where(
                     drafts.c.tenant_id == tenant_id, drafts.c.connection_id == connection_id
@@ -658,7 +672,7 @@ class Store:
     async def settle_connection(self, tenant_id: str, connection_id: str) -> None:
         """The connection is ready: delete its drafts and remember that this was done, in one
         transaction (both idempotent)."""
-        async with self._begin() as connection:
+        async with self._writer(begin=True) as connection:
             await connection.execute(
                 delete(drafts).where(
                     drafts.c.tenant_id == tenant_id, drafts.c.connection_id == connection_id
@@ -796,9 +810,7 @@ class Store:
             .values(claimed_by=claimer, claimed_until=until)
             .returning(*host_event_outbox.c)
         )
-        async with self._connect() as connection:
-            row = (await connection.execute(statement)).mappings().first()
-            await connection.commit()
+        row = await self._write_returning(statement)
         return OutboxEvent(**row) if row is not None else None
 
     async def host_event_delivered(self, event_id: str, attempts: int, now: float) -> None:

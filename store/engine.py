@@ -4,7 +4,8 @@
 `database_url(...)` accepts what the settings hold: a `sqlite:///…` or `postgresql://…` URL
 (`DATABASE_URL`), or a plain SQLite file path (`DATABASE_PATH`), and picks the async driver.
 SQLite connections get the pragmas the app relies on: WAL, a busy timeout and
-`synchronous=FULL`, so a write is acknowledged to the user only after its commit is durable.
+`synchronous=FULL`, so a write is acknowledged to the user only after its commit is durable;
+their statements each make one trip to the connection's thread (`store.sqlite_driver`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 from sqlalchemy import URL, event, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
+
+from store import sqlite_driver
 
 SQLITE_DRIVER = "sqlite+aiosqlite"
 POSTGRES_DRIVER = "postgresql+psycopg"
@@ -54,12 +57,13 @@ def create_engine(url: URL) -> AsyncEngine:
     if not is_sqlite(url):
         return create_async_engine(url)
     file = sqlite_file(url)
+    module = sqlite_driver.dbapi()  # one trip to the connection's thread per statement
     if file is None:
         # One shared connection: a second one would see another, empty, in-memory database.
-        engine = create_async_engine(url, poolclass=StaticPool)
+        engine = create_async_engine(url, poolclass=StaticPool, module=module)
     else:
         Path(file).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url)
+        engine = create_async_engine(url, module=module)
     event.listen(engine.sync_engine, "connect", functools.partial(_sqlite_pragmas, wal=bool(file)))
     _skip_idle_rollbacks(engine)
     return engine
