@@ -29,7 +29,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 
 def _run(
     connection: sqlite3.Connection, operation: str, parameters: Any
-) -> tuple[Any, list[Any], int, int]:
+) -> tuple[Any, list[Any], int | None, int]:
     """In the connection's thread: execute, fetch every row, close. Returns the cursor's
     description, its rows, and (for a statement without rows) its lastrowid and rowcount."""
     cursor = connection.cursor()
@@ -40,7 +40,7 @@ def _run(
             cursor.execute(operation, parameters)
         if cursor.description:
             return cursor.description, cursor.fetchall(), -1, -1
-        return None, [], cursor.lastrowid or 0, cursor.rowcount
+        return None, [], cursor.lastrowid, cursor.rowcount
     finally:
         cursor.close()
 
