@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -44,6 +46,10 @@ WEBHOOK_FRESH_SECONDS = 60.0
 CLAIM_LEASE_SECONDS = 30.0
 #: Longest a connection's account data is reused without news of new data.
 DATA_SECONDS = 300.0
+#: Up to this share of the interval is added to a state's time before its next check, the same
+#: for every instance but different per connection and state: connections seen together (created
+#: together, or listed together) then do not all fall due together, every interval.
+SPREAD = 0.2
 
 
 @dataclass(frozen=True)
@@ -71,11 +77,13 @@ class LiveStatus:
         webhook_fresh: float = WEBHOOK_FRESH_SECONDS,
         hold: float = 25.0,
         max_waiters: int = 1000,
+        spread: float = SPREAD,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.waycore = waycore
         self.interval = interval
+        self.spread = spread
         self.webhook_fresh = webhook_fresh
         self.hold = hold
         self.max_waiters = max_waiters
@@ -132,12 +140,14 @@ class LiveStatus:
 
     # ------------------------------------------------------------------ reading
 
-    def due_at(self, source: str, fetched_at: float, check_after: float | None) -> float:
-        """When a state (from `source`, fetched at `fetched_at`) is due a check of Waycore: one
-        interval after it was fetched, `webhook_fresh` seconds for a webhook's, and never before
-        a `Retry-After` Waycore gave (`check_after`). Reads before then answer from it, and held
-        reads sleep until then."""
-        due = fetched_at + self.interval
+    def due_at(
+        self, connection_id: str, source: str, fetched_at: float, check_after: float | None
+    ) -> float:
+        """When a state of the connection (from `source`, fetched at `fetched_at`) is due a check
+        of Waycore: one interval after it was fetched (plus its share of `spread`),
+        `webhook_fresh` seconds for a webhook's, and never before a `Retry-After` Waycore gave
+        (`check_after`). Reads before then answer from it, and held reads sleep until then."""
+        due = fetched_at + self.interval * (1 + self.spread * _share(connection_id, fetched_at))
         if source == "webhook":
             due = max(due, fetched_at + self.webhook_fresh)
         if check_after is not None:
@@ -147,7 +157,9 @@ class LiveStatus:
     def fresh(self, state: ConnectionState, now: float | None = None) -> bool:
         """Whether `state` may answer a read without asking Waycore."""
         now = self._clock() if now is None else now
-        return now < self.due_at(state.source, state.fetched_at, state.check_after)
+        return now < self.due_at(
+            state.connection_id, state.source, state.fetched_at, state.check_after
+        )
 
     async def read(self, tenant_id: str, connection_id: str) -> Reading:
         """The tenant's connection as last seen, checked with Waycore when due (see the module
@@ -335,7 +347,9 @@ class LiveStatus:
                 if remaining <= 0:
                     break
                 # Wake on a change, or when this state is due a check (the rule of `fresh`).
-                due = self.due_at(reading.source, reading.fetched_at, reading.check_after)
+                due = self.due_at(
+                    connection_id, reading.source, reading.fetched_at, reading.check_after
+                )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
                         event.wait(), max(0.05, min(remaining, due - self._clock()))
@@ -349,3 +363,10 @@ class LiveStatus:
             events.discard(event)
             if not events:
                 self._held.pop(connection_id, None)
+
+
+@functools.lru_cache(maxsize=4096)
+def _share(connection_id: str, fetched_at: float) -> float:
+    """A fraction in [0, 1) fixed by the connection and when its state was fetched: the same in
+    every instance, different from one state to the next."""
+    return zlib.crc32(f"{connection_id} {fetched_at!r}".encode()) / 2**32

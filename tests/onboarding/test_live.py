@@ -111,9 +111,25 @@ async def test_one_check_per_interval(live: LiveStatus, api: Any, clock: Clock) 
         clock.now += 0.4
         await live.read(TENANT, CONN)
     assert route.call_count == 1  # 4 s later: still the one check
-    clock.now += 1.1
+    clock.now += 2.1  # past the interval and the largest share of the spread (1 s)
     await live.read(TENANT, CONN)
     assert route.call_count == 2
+
+
+async def test_states_seen_together_fall_due_spread_over_a_fifth_of_the_interval(
+    live: LiveStatus,
+) -> None:
+    """A hundred connections saved at one moment are due between 5 and 6 s later, not all at
+    once; every instance computes the same times."""
+    seen = 1_800_000_000.0
+    ids = [f"conn_{n:04d}" for n in range(100)]
+    due = [live.due_at(cid, "poll", seen, None) - seen for cid in ids]
+    assert all(5 <= d < 6 for d in due)
+    assert len({int(d * 10) for d in due}) >= 8  # across most tenths of that second
+    other = LiveStatus(live.store, live.waycore, interval=5)
+    assert [other.due_at(cid, "poll", seen, None) - seen for cid in ids] == due
+    assert live.due_at(ids[0], "webhook", seen, None) == seen + 60  # a webhook's minute
+    assert live.due_at(ids[0], "poll", seen, seen + 30) == seen + 30  # a Retry-After
 
 
 async def test_two_instances_share_one_check(
