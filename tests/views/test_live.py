@@ -32,6 +32,16 @@ def _poll_url(page: Any) -> str:
     return str(page.select_one("#activation-status")["hx-get"])
 
 
+def _sync_available(event_id: str, connection_id: str) -> dict[str, Any]:
+    """Waycore's webhook event: new transactions of the connection can be read."""
+    return {
+        "id": event_id,
+        "type": "transactions.sync_available",
+        "createdAt": "2026-11-26T12:00:00Z",
+        "data": {"connectionId": connection_id, "accountId": None},
+    }
+
+
 def _gets(sandbox: SandboxHandle, connection_id: str) -> int:
     return len(sandbox.calls("GET", f"/v1/connections/{connection_id}"))
 
@@ -161,13 +171,7 @@ def test_account_data_is_reused_until_waycore_says_there_is_more(
         page = soup(alice.get(f"/connections/{connection_id}"))
         assert page.select("table.accounts tr[data-account-id]")
     assert sandbox.calls("GET", "/v1/accounts") == []
-    event = {
-        "id": "evt_sync_1",
-        "type": "transactions.sync_available",
-        "createdAt": "2026-11-26T12:00:00Z",
-        "data": {"connectionId": connection_id, "accountId": None},
-    }
-    assert deliver(client, event) == 200
+    assert deliver(client, _sync_available("evt_sync_1", connection_id)) == 200
     alice.get(f"/connections/{connection_id}")
     assert len(sandbox.calls("GET", "/v1/accounts")) == 1
 
@@ -207,13 +211,7 @@ def test_the_data_section_shown_again_is_never_older_than_the_data(
         if at_waycore() != first:
             break
     assert at_waycore() != first, "no sync changed the newest transactions"
-    event = {
-        "id": "evt_sync_2",
-        "type": "transactions.sync_available",
-        "createdAt": "2026-11-26T12:00:00Z",
-        "data": {"connectionId": connection_id, "accountId": None},
-    }
-    assert deliver(client, event) == 200
+    assert deliver(client, _sync_available("evt_sync_2", connection_id)) == 200
     assert shown() == at_waycore()
 
 
