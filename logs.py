@@ -90,17 +90,20 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             if access.isEnabledFor(logging.INFO):
-                access.info(
-                    '%s "%s %s" %d %.1f ms',
-                    _client(scope),
-                    scope["method"],
-                    _loggable_path(scope),
-                    status,
-                    (time.perf_counter() - started) * 1000,
+                elapsed = (time.perf_counter() - started) * 1000
+                message = (
+                    f'{_client(scope)} "{scope["method"]} {_loggable_path(scope)}" '
+                    f"{status} {elapsed:.1f} ms"
                 )
+                handler = only_handler(access)
+                if handler is not None:  # the same line, without a record on the way
+                    handler.put_line(access.name, _INFO, request_id, message)
+                else:
+                    access.info("%s", message)
 
 
 _HEADER_RAW = HEADER.lower().encode()
+_INFO = logging.getLevelName(logging.INFO)
 
 
 def _inbound_id(scope: Scope) -> str:
@@ -143,6 +146,29 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+def only_handler(logger: logging.Logger) -> BackgroundStderrHandler | None:
+    """The app's stderr handler, when it is the one handler an INFO line of `logger` reaches
+    and no filter but the request-id one sees it on the way (as `LOG_CONFIG` sets it up): the
+    line can then go to it as text, with no `LogRecord` made for it. None otherwise (a host's
+    logging, a test's handler), and the line goes through `logging` as usual."""
+    found: BackgroundStderrHandler | None = None
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.filters:
+            return None
+        for handler in current.handlers:
+            if (
+                found is not None
+                or type(handler) is not BackgroundStderrHandler
+                or handler.level > logging.INFO
+                or any(type(f) is not RequestIdFilter for f in handler.filters)
+            ):
+                return None
+            found = handler
+        current = current.parent if current.propagate else None
+    return found
+
+
 class BackgroundStderrHandler(logging.handlers.QueueHandler):
     """Lines to stderr, written on a thread of their own, so a slow stderr never holds up a
     request: a request formats its line (with its request id, taken here, in the request's
@@ -154,7 +180,8 @@ class BackgroundStderrHandler(logging.handlers.QueueHandler):
         lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         super().__init__(lines)
         self._lines = lines
-        self._format = LineFormatter(LOG_FORMAT).format
+        self._formatter = LineFormatter(LOG_FORMAT)
+        self._format = self._formatter.format
         self._writer = threading.Thread(target=self._write, name="log-writer", daemon=True)
         self._writer.start()
         atexit.register(self.stop)  # every queued line is written before exit
@@ -164,6 +191,13 @@ class BackgroundStderrHandler(logging.handlers.QueueHandler):
             return self._format(record) + "\n"
         except Exception:
             return f"(unformattable log record from {record.name})\n"
+
+    def put_line(self, name: str, level: str, request_id: str, message: str) -> None:
+        """Queue the line a record of logger `name` at `level` with this message would print
+        now (`LOG_FORMAT`), without making the record (`only_handler` says when that is the
+        same thing)."""
+        stamp = self._formatter.stamp(time.time())
+        self._lines.put(f"{stamp} {level} {name} [{request_id or '-'}] {message}\n")
 
     def stop(self) -> None:
         """Write what is queued, then end the thread (at exit)."""
@@ -212,11 +246,17 @@ class LineFormatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
         if datefmt is not None:
             return super().formatTime(record, datefmt)
-        second = int(record.created)
+        return self.stamp(record.created, record.msecs)
+
+    def stamp(self, created: float, msecs: float | None = None) -> str:
+        """`%(asctime)s` of a record made at `created` (its `msecs` when there is a record)."""
+        second = int(created)
         if second != self._second:
-            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", self.converter(record.created))
+            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", self.converter(created))
             self._second = second
-        return f"{self._stamp},{int(record.msecs):03d}"
+        if msecs is None:
+            msecs = (created - second) * 1000
+        return f"{self._stamp},{int(msecs):03d}"
 
 
 def lean_records() -> None:

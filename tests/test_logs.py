@@ -105,6 +105,47 @@ def test_configured_logging_prints_the_id_on_each_line() -> None:
     assert "%(request_id)s" in LOG_FORMAT
 
 
+def test_the_access_line_is_the_same_with_or_without_a_record() -> None:
+    """Under the app's own logging the access line skips the `LogRecord` (the costliest part of
+    a poll's line); it prints what the record would, and any other handler (a host's, a test's)
+    gets the record as before."""
+    script = (
+        "import asyncio, logging, logs\n"
+        "logs.configure_logging()\n"
+        "access = logging.getLogger('app.access')\n"
+        "assert logs.only_handler(access) is not None\n"
+        "async def app(scope, receive, send):\n"
+        "    await send({'type': 'http.response.start', 'status': 204, 'headers': []})\n"
+        "    await send({'type': 'http.response.body', 'body': b''})\n"
+        "async def call():\n"
+        "    scope = {'type': 'http', 'method': 'GET', 'path': '/handoff',\n"
+        "             'query_string': b'token=abc.def&next=/x', 'client': ('10.0.0.1', 5000),\n"
+        "             'headers': [(b'x-request-id', b'edge-0123456789')]}\n"
+        "    async def receive(): return {'type': 'http.request'}\n"
+        "    async def send(message): pass\n"
+        "    await logs.RequestIdMiddleware(app)(scope, receive, send)\n"
+        "asyncio.run(call())\n"
+        "logs.bind_request_id('edge-0123456789')\n"
+        "access.info('%s', '10.0.0.1:5000 \"GET /handoff?token=%5Bredacted%5D&next=%2Fx\" '\n"
+        "            '204 0.0 ms')\n"
+        "logging.getLogger().addHandler(logging.NullHandler())\n"
+        "assert logs.only_handler(access) is None\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    direct, recorded = done.stderr.splitlines()
+    pattern = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (.*) \d+\.\d ms"
+    direct_match, recorded_match = re.fullmatch(pattern, direct), re.fullmatch(pattern, recorded)
+    assert direct_match and recorded_match, (direct, recorded)
+    assert direct_match[1] == recorded_match[1]
+    assert direct_match[1] == (
+        'INFO app.access [edge-0123456789] 10.0.0.1:5000 "GET /handoff?token=%5Bredacted%5D'
+        '&next=%2Fx" 204'
+    )
+
+
 def test_one_line_per_request_and_never_a_sign_in_token(
     alice: Browser, sandbox: SandboxHandle, lines: list[logging.LogRecord]
 ) -> None:
