@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from onboarding.errors import NotOwned
 from store import STATE_CHANNEL, ConnectionState, OwnedConnection, Store
-from store.cache import TTLCache
+from store.cache import SingleFlight, TTLCache
 from waycore.client import WaycoreClient
 from waycore.errors import NotFound, RateLimited, ServerError
 from waycore.models import Connection
@@ -88,10 +88,11 @@ class LiveStatus:
         self.hold = hold
         self.max_waiters = max_waiters
         self._clock = clock
-        self._inflight: dict[str, asyncio.Task[ConnectionState | None]] = {}
+        #: The check of a connection in flight in this process, by connection id.
+        self._checks: SingleFlight[str, ConnectionState | None] = SingleFlight()
         #: Per tenant: when Waycore last listed its connections, and the ones it did not list.
         self._listings: dict[str, tuple[float, frozenset[str]]] = {}
-        self._listing: dict[str, asyncio.Task[None]] = {}
+        self._listing: SingleFlight[str, None] = SingleFlight()
         #: One event per held request, by connection: a change sets every one of them.
         self._held: dict[str, set[asyncio.Event]] = {}
         self._waiting = 0
@@ -130,8 +131,8 @@ class LiveStatus:
         if self._listener is not None:
             self._listener.cancel()
             await asyncio.gather(self._listener, return_exceptions=True)
-        for task in list(self._inflight.values()):
-            task.cancel()
+        self._checks.cancel_all()
+        self._listing.cancel_all()
 
     @property
     def waiting(self) -> int:
@@ -211,12 +212,7 @@ class LiveStatus:
         self, owned: OwnedConnection, state: ConnectionState | None
     ) -> ConnectionState | None:
         """One check per connection in flight in this process: the others await it."""
-        task = self._inflight.get(owned.connection_id)
-        if task is None:
-            task = asyncio.create_task(self._check(owned, state))
-            self._inflight[owned.connection_id] = task
-            task.add_done_callback(lambda _: self._inflight.pop(owned.connection_id, None))
-        return await asyncio.shield(task)
+        return await self._checks.run(owned.connection_id, lambda: self._check(owned, state))
 
     async def _check(
         self, owned: OwnedConnection, state: ConnectionState | None
@@ -295,12 +291,7 @@ class LiveStatus:
         Waycore's last list did not have."""
         listing = self._listings.get(tenant_id)
         if listing is None or self._clock() - listing[0] >= self.interval:
-            task = self._listing.get(tenant_id)
-            if task is None:
-                task = asyncio.create_task(self._list(tenant_id, entity_id))
-                self._listing[tenant_id] = task
-                task.add_done_callback(lambda _: self._listing.pop(tenant_id, None))
-            await asyncio.shield(task)
+            await self._listing.run(tenant_id, lambda: self._list(tenant_id, entity_id))
             owned = await self.store.owned_connections(tenant_id)  # it may have recorded some
         absent = self._listings[tenant_id][1]
         shown = []

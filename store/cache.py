@@ -20,6 +20,43 @@ class _Missing(Enum):
 MISSING: Literal[_Missing.MISSING] = _Missing.MISSING
 
 
+class SingleFlight(Generic[K, V]):
+    """At most one run of the work for a key at a time: whoever asks while one runs awaits that
+    one. A caller that is cancelled stops waiting; the run goes on for the others (and ends on
+    its own, or by `cancel_all`)."""
+
+    def __init__(self) -> None:
+        self._runs: dict[K, asyncio.Future[V]] = {}
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    async def run(self, key: K, work: Callable[[], Awaitable[V]]) -> V:
+        """The result of the run for `key` in flight, or of a new run of `work()`."""
+        return await asyncio.shield(self.start(key, work))
+
+    def start(self, key: K, work: Callable[[], Awaitable[V]]) -> asyncio.Future[V]:
+        """The run for `key` in flight, or a new one of `work()`, started now."""
+        running = self._runs.get(key)
+        if running is None:
+            running = asyncio.ensure_future(work())
+            self._runs[key] = running
+            running.add_done_callback(lambda done: self._ended(key, done))
+        return running
+
+    def _ended(self, key: K, done: asyncio.Future[V]) -> None:
+        if self._runs.get(key) is done:  # not one started after `forget_all`
+            del self._runs[key]
+
+    def forget_all(self) -> None:
+        """The runs in flight go on for those awaiting them; the next asks start new ones."""
+        self._runs.clear()
+
+    def cancel_all(self) -> None:
+        for running in list(self._runs.values()):
+            running.cancel()
+
+
 class TTLCache(Generic[K, V]):
     """Values kept `ttl` seconds (at most `limit` of them; when full, it starts afresh).
 
@@ -37,7 +74,7 @@ class TTLCache(Generic[K, V]):
         self._values: dict[K, tuple[float, V]] = {}
         #: Loads in flight, by key; `_generation` moves on every drop (their results are then
         #: answered to those already waiting, and not kept).
-        self._loads: dict[K, asyncio.Task[V]] = {}
+        self._loads: SingleFlight[K, V] = SingleFlight()
         self._generation = 0
 
     async def get_or_load(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
@@ -45,24 +82,15 @@ class TTLCache(Generic[K, V]):
         held = self.get(key)
         if held is not MISSING:
             return held
-        task = self._loads.get(key)
-        if task is None:
-            task = asyncio.ensure_future(load())
-            self._loads[key] = task
-            task.add_done_callback(self._loaded(key, self._generation))
-        # A caller that is cancelled stops waiting; the load goes on for the others.
-        return await asyncio.shield(task)
+        generation = self._generation
 
-    def _loaded(self, key: K, generation: int) -> Callable[[asyncio.Task[V]], None]:
-        def done(task: asyncio.Task[V]) -> None:
-            if self._loads.get(key) is task:
-                del self._loads[key]
-            if task.cancelled() or task.exception() is not None:
-                return
-            if generation == self._generation:
-                self.put(key, task.result())
+        async def load_and_keep() -> V:
+            value = await load()
+            if generation == self._generation:  # no drop while it ran
+                self.put(key, value)
+            return value
 
-        return done
+        return await self._loads.run(key, load_and_keep)
 
     def get(self, key: K) -> V | Literal[_Missing.MISSING]:
         held = self._values.get(key)
@@ -97,4 +125,4 @@ class TTLCache(Generic[K, V]):
         """A drop happened: loads in flight may have read what it replaced. The next asks load
         afresh, and what those loads read is not kept."""
         self._generation += 1
-        self._loads.clear()
+        self._loads.forget_all()

@@ -4,10 +4,11 @@ value read before a write kept after it."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
-from store.cache import MISSING, TTLCache
+from store.cache import MISSING, SingleFlight, TTLCache
 
 pytestmark = pytest.mark.anyio
 
@@ -82,3 +83,42 @@ async def test_a_cancelled_waiter_does_not_cancel_the_load_for_the_others() -> N
     assert await patient == 1
     with pytest.raises(asyncio.CancelledError):
         await impatient
+
+
+async def test_an_old_run_ending_leaves_the_newer_one_to_be_shared() -> None:
+    """After `forget_all` a new run starts; the old one ending must not unlist it, or the next
+    caller would start a third run beside it."""
+    runs = SingleFlight[str, str]()
+    old_gate, new_gate = asyncio.Event(), asyncio.Event()
+    started: list[str] = []
+
+    def work(name: str, gate: asyncio.Event) -> Callable[[], Awaitable[str]]:
+        async def run() -> str:
+            started.append(name)
+            await gate.wait()
+            return name
+
+        return run
+
+    old = asyncio.ensure_future(runs.run("k", work("old", old_gate)))
+    await asyncio.sleep(0)
+    runs.forget_all()
+    new = asyncio.ensure_future(runs.run("k", work("new", new_gate)))
+    await asyncio.sleep(0)
+    old_gate.set()
+    assert await old == "old"
+    joined = asyncio.ensure_future(runs.run("k", work("third", new_gate)))
+    new_gate.set()
+    assert list(await asyncio.gather(new, joined)) == ["new", "new"]
+    assert started == ["old", "new"]
+    assert len(runs) == 0
+
+
+async def test_cancel_all_ends_the_runs_in_flight() -> None:
+    runs = SingleFlight[str, None]()
+    waiting = asyncio.ensure_future(runs.run("k", asyncio.Event().wait))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    runs.cancel_all()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert len(runs) == 0
