@@ -242,10 +242,12 @@ class Processes:
         )
         return env
 
-    def start_app(self, name: str, env: dict[str, str]) -> Service:
-        """`python server.py`, exactly as the README runs it, ready when `/healthz` answers."""
+    def start_app(self, name: str, env: dict[str, str], module: str | None = None) -> Service:
+        """`python server.py`, exactly as the README runs it (or `python -m module`, a variant
+        of it such as `bench.stack`), ready when `/healthz` answers."""
         url = f"http://127.0.0.1:{env['PORT']}"
-        service = self._spawn(name, [sys.executable, "server.py"], env, url)
+        argv = [sys.executable, "-m", module] if module else [sys.executable, "server.py"]
+        service = self._spawn(name, argv, env, url)
         self._wait_ready(service, "/healthz", {})
         return service
 

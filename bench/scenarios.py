@@ -1,7 +1,8 @@
 """The four measurements, each setting up its own state through the app's routes.
 
 1. `ratios`: requests per second of four app routes, each over the bare endpoint's (measured
-   before and after them, in the same run, on the same uvicorn settings).
+   before and after them, in the same run, on the same uvicorn settings), and of the poll's
+   answer given by the app's stack with no work behind it (`bench.stack`).
 2. `waiting_users`: N users, each polling the activation fragment every poll interval (+/-
    jitter), spread over K waiting connections with one session each: latency, offered vs served
    requests per second, slow answers, unanswered requests and errors.
@@ -256,8 +257,29 @@ async def seed_drafts(browser: Browser, count: int) -> None:
     await gather_limited(4, [job(i) for i in range(count)])
 
 
+#: The row of the poll answered by the app's stack alone (`bench.stack`).
+STACK_TARGET = "activation poll, the app's stack alone"
+
+
+def start_stack(procs: Processes, app: Service, answer: str, workdir: Path) -> Service:
+    """A second instance of the app on the same database (the same sessions and connections),
+    its activation status view answering `answer` with no work (`bench.stack`)."""
+    body = workdir / "stack-answer.html"
+    body.write_text(answer, encoding="utf-8")
+    env = dict(app.env)
+    env.update(
+        PORT=str(free_port()),
+        BENCH_STACK_BODY=str(body),
+        SANDBOX_DATABASE=str(workdir / "app-stack-sandbox.sqlite3"),
+        WEBHOOK_URL="",
+        WAYCORE_WEBHOOK_SECRET="",
+    )
+    return procs.start_app("app-stack", env, module="bench.stack")
+
+
 async def ratios(procs: Processes, app: Service, opts: Options, workdir: Path) -> RatiosResult:
     bare = procs.start_bare()
+    stack: Service | None = None
     alice = Browser(app.url)
     dana = Browser(app.url)
     try:
@@ -290,6 +312,12 @@ async def ratios(procs: Processes, app: Service, opts: Options, workdir: Path) -
                     "<html",
                 )
             )
+        # The poll's own answer, answered by the app's stack with no work behind it.
+        stack = start_stack(procs, app, (await _check(targets[0]))[1], workdir)
+        targets.insert(
+            1,
+            Target(STACK_TARGET, stack.url, poll_path, cookie | HTMX_POLL, "hx-get"),
+        )
         bare_target = Target("bare endpoint", bare.url, "/", {}, "Hello")
         bare_runs = [await _measure_target(bare_target, opts, workdir, "ratio-bare-0")]
         rounds: list[list[tuple[wrk.WrkResult, int, str]]] = []
@@ -308,6 +336,8 @@ async def ratios(procs: Processes, app: Service, opts: Options, workdir: Path) -
         await alice.aclose()
         await dana.aclose()
         procs.stop(bare)
+        if stack is not None:
+            procs.stop(stack)
     bare_rps = [result.rps for result, _, _ in bare_runs]
     rows = [_ratio_row(bare_target, [result for result, _, _ in bare_runs], None, bare_runs[0][1])]
     for i, target in enumerate(targets):
@@ -319,6 +349,8 @@ async def ratios(procs: Processes, app: Service, opts: Options, workdir: Path) -
         row = _ratio_row(target, results, ratios, rounds[0][i][1])
         if target.name.startswith("connections list page,"):
             row.note = f"{rounds[0][i][2].count('/connections/drafts/'):,} draft links on the page"
+        if target.name == STACK_TARGET:
+            row.note = "the poll's answer, no work behind it: the most the poll could reach"
         rows.append(row)
     settings = {
         "threads": opts.threads,

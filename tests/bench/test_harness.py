@@ -20,12 +20,14 @@ from bench import wrk
 from bench.browser import Browser, Tab, region_attrs, trigger_delay
 from bench.processes import Processes, free_port
 from bench.scenarios import (
+    HTMX_POLL,
     SLOW_PORTAL,
     Options,
     SandboxControl,
     Stores,
     page_path,
     start_cluster,
+    start_stack,
 )
 
 pytestmark = pytest.mark.anyio
@@ -100,6 +102,35 @@ async def test_signed_in_browser_keeps_its_session_cookie(tmp_path: Path) -> Non
             await browser.aclose()
     assert page.status_code == 200
     assert browser.cookie_header.startswith("onboarding_session=")
+
+
+async def test_the_stack_alone_answers_the_polls_bytes_to_the_same_session(
+    tmp_path: Path,
+) -> None:
+    """The stack-only instance shares the app's database: the same cookie is signed in there,
+    and its poll answers the saved answer as it is (its other routes are the app's own)."""
+    with Processes(tmp_path) as procs:
+        app = procs.start_app("app", procs.app_env(free_port(), name="app", poll_seconds=5))
+        browser = Browser(app.url)
+        try:
+            await browser.sign_in("u-alice")
+            connection_id = await browser.activating_connection(SLOW_PORTAL.format("stack"))
+            path = f"/connections/{connection_id}/activation/status"
+            real = await browser.get(path, headers=HTMX_POLL)
+            stack = start_stack(procs, app, real.text, tmp_path)
+            there = browser.on(stack.url)
+            try:
+                fixed = await there.get(path, headers=HTMX_POLL)
+                listed = await there.get("/connections")
+            finally:
+                await there.aclose()
+        finally:
+            await browser.aclose()
+    assert (real.status_code, fixed.status_code) == (200, 200)
+    assert fixed.content == real.content and 'id="activation-status"' in fixed.text
+    assert fixed.headers["cache-control"] == real.headers["cache-control"] == "no-store"
+    assert listed.status_code == 200 and "Sign out" in listed.text  # signed in there too
+    assert stack.process.poll() is not None
 
 
 def test_htmx_triggers_read_as_delays() -> None:
