@@ -12,7 +12,9 @@ from __future__ import annotations
 import functools
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Literal
 from urllib.parse import urlencode
 
@@ -209,14 +211,17 @@ PROGRESS = (
 )
 
 
-def steps_progress(current: Step) -> list[dict[str, str]]:
+@functools.cache
+def steps_progress(current: Step) -> tuple[Mapping[str, str], ...]:
     """The progress indicator's items: each step's label and whether it is done, current or
-    still to do."""
+    still to do (made once per step: every poll of a wizard screen shows them)."""
     index = [step for step, _ in PROGRESS].index(current)
-    return [
-        {"label": label, "state": "done" if i < index else "current" if i == index else "todo"}
+    return tuple(
+        MappingProxyType(
+            {"label": label, "state": "done" if i < index else "current" if i == index else "todo"}
+        )
         for i, (_, label) in enumerate(PROGRESS)
-    ]
+    )
 
 
 def bank_name(connection: Connection, owned: OwnedConnection | None = None) -> str:
