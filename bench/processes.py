@@ -251,11 +251,13 @@ class Processes:
         self._wait_ready(service, "/healthz", {})
         return service
 
-    def start_bare(self, name: str = "bare") -> Service:
-        """The bare Starlette endpoint on the app's own uvicorn settings (`bench.bare`)."""
+    def start_bare(self, name: str = "bare", *, access_log: bool = False) -> Service:
+        """The bare Starlette endpoint on the app's own uvicorn settings (`bench.bare`); with
+        `access_log`, writing uvicorn's own access line too."""
         port = free_port()
         env = self._base_env()
         env.update(SECRET_KEY=self.secret_key, HOST="127.0.0.1", PORT=str(port))
+        env["BENCH_BARE_ACCESS_LOG"] = "1" if access_log else ""
         env.update({k: "" for k in ("WAYCORE_BASE_URL", "WAYCORE_API_KEY", "WEBHOOK_URL")})
         url = f"http://127.0.0.1:{port}"
         service = self._spawn(name, [sys.executable, "-m", "bench.bare"], env, url)

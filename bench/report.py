@@ -6,7 +6,14 @@ import os
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from bench.scenarios import Options, RatiosResult, TabsRow, UsersRow, WebhookResult
+from bench.scenarios import (
+    LOGGED_BARE_TARGET,
+    Options,
+    RatiosResult,
+    TabsRow,
+    UsersRow,
+    WebhookResult,
+)
 
 
 def _n(value: float, digits: int = 0) -> str:
@@ -92,6 +99,14 @@ class Report:
             f"   ratio: req/s over the mean of the bare runs just before and after ({bare} req/s)"
             + ("; medians over the rounds" if several else "")
         )
+        logged = next((r for r in result.rows if r.name == LOGGED_BARE_TARGET), None)
+        if logged is not None and logged.ratio:
+            over = [
+                f"{row.name} {row.ratio / logged.ratio:.2f}"
+                for row in result.rows
+                if row.ratio is not None and row is not logged
+            ]
+            self.line(f"   over the {LOGGED_BARE_TARGET} instead: " + "; ".join(over))
 
     def section_users_start(self, opts: Options) -> None:
         self.line()

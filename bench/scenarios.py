@@ -277,8 +277,13 @@ def start_stack(procs: Processes, app: Service, answer: str, workdir: Path) -> S
     return procs.start_app("app-stack", env, module="bench.stack")
 
 
+#: The row of the bare endpoint writing uvicorn's access line (`BENCH_BARE_ACCESS_LOG`).
+LOGGED_BARE_TARGET = "bare endpoint with uvicorn's access line"
+
+
 async def ratios(procs: Processes, app: Service, opts: Options, workdir: Path) -> RatiosResult:
     bare = procs.start_bare()
+    logged_bare = procs.start_bare("bare-logged", access_log=True)
     stack: Service | None = None
     alice = Browser(app.url)
     dana = Browser(app.url)
@@ -318,6 +323,7 @@ async def ratios(procs: Processes, app: Service, opts: Options, workdir: Path) -
             1,
             Target(STACK_TARGET, stack.url, poll_path, cookie | HTMX_POLL, "hx-get"),
         )
+        targets.append(Target(LOGGED_BARE_TARGET, logged_bare.url, "/", {}, "Hello"))
         bare_target = Target("bare endpoint", bare.url, "/", {}, "Hello")
         bare_runs = [await _measure_target(bare_target, opts, workdir, "ratio-bare-0")]
         rounds: list[list[tuple[wrk.WrkResult, int, str]]] = []
@@ -336,6 +342,7 @@ async def ratios(procs: Processes, app: Service, opts: Options, workdir: Path) -
         await alice.aclose()
         await dana.aclose()
         procs.stop(bare)
+        procs.stop(logged_bare)
         if stack is not None:
             procs.stop(stack)
     bare_rps = [result.rps for result, _, _ in bare_runs]
@@ -351,6 +358,8 @@ async def ratios(procs: Processes, app: Service, opts: Options, workdir: Path) -
             row.note = f"{rounds[0][i][2].count('/connections/drafts/'):,} draft links on the page"
         if target.name == STACK_TARGET:
             row.note = "the poll's answer, no work behind it: the most the poll could reach"
+        if target.name == LOGGED_BARE_TARGET:
+            row.note = "as `python server.py` served before the app wrote its own line"
         rows.append(row)
     settings = {
         "threads": opts.threads,

@@ -83,12 +83,19 @@ async def reads_reach(control: SandboxControl, connection_id: str, count: int) -
 
 
 async def test_bare_endpoint_on_the_apps_uvicorn_settings(tmp_path: Path) -> None:
+    """Silent as `python server.py` serves (the app writes its own line, uvicorn none), or with
+    uvicorn's own access line."""
     with Processes(tmp_path) as procs:
         bare = procs.start_bare()
-        async with httpx.AsyncClient(base_url=bare.url) as http:
-            response = await http.get("/")
+        logged = procs.start_bare("bare-logged", access_log=True)
+        async with httpx.AsyncClient() as http:
+            response = await http.get(bare.url + "/?silent")
+            answered = await http.get(logged.url + "/?logged")
     assert (response.status_code, response.text) == (200, "Hello, world!")
-    assert bare.process.poll() is not None
+    assert (answered.status_code, answered.text) == (200, "Hello, world!")
+    assert bare.process.poll() is not None and logged.process.poll() is not None
+    assert '"GET /?silent HTTP/1.1" 200' not in bare.log.read_text()
+    assert '"GET /?logged HTTP/1.1" 200' in logged.log.read_text()
 
 
 async def test_signed_in_browser_keeps_its_session_cookie(tmp_path: Path) -> None:
