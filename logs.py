@@ -91,18 +91,18 @@ class RequestIdMiddleware:
         finally:
             if access.isEnabledFor(logging.INFO):
                 elapsed = (time.perf_counter() - started) * 1000
-                message = (
-                    f'{_client(scope)} "{scope["method"]} {_loggable_path(scope)}" '
-                    f"{status} {elapsed:.1f} ms"
-                )
+                client, method, path = _client(scope), scope["method"], _loggable_path(scope)
                 handler = only_handler(access)
                 if handler is not None:  # the same line, without a record on the way
+                    message = f'{client} "{method} {path}" {status} {elapsed:.1f} ms'
                     handler.put_line(access.name, _INFO, request_id, message)
-                else:
-                    access.info("%s", message)
+                else:  # a host's or a test's handler: the record, its fields apart
+                    access.info(ACCESS_FORMAT, client, method, path, status, elapsed)
 
 
 _HEADER_RAW = HEADER.lower().encode()
+#: The access line's message: client, method, path (a sign-in token redacted), status, ms.
+ACCESS_FORMAT = '%s "%s %s" %d %.1f ms'
 _INFO = logging.getLevelName(logging.INFO)
 
 
@@ -240,8 +240,8 @@ class LineFormatter(logging.Formatter):
 
     def __init__(self, fmt: str) -> None:
         super().__init__(fmt)
-        self._second = -1
-        self._stamp = ""
+        #: The last second formatted and its text, as one value (two threads may format).
+        self._last: tuple[int, str] = (-1, "")
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
         if datefmt is not None:
@@ -251,12 +251,13 @@ class LineFormatter(logging.Formatter):
     def stamp(self, created: float, msecs: float | None = None) -> str:
         """`%(asctime)s` of a record made at `created` (its `msecs` when there is a record)."""
         second = int(created)
-        if second != self._second:
-            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", self.converter(created))
-            self._second = second
+        last_second, stamp = self._last
+        if second != last_second:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", self.converter(created))
+            self._last = (second, stamp)
         if msecs is None:
             msecs = (created - second) * 1000
-        return f"{self._stamp},{int(msecs):03d}"
+        return f"{stamp},{int(msecs):03d}"
 
 
 def lean_records() -> None:

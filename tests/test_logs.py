@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from logs import LOG_FORMAT, RequestIdFilter
+from logs import ACCESS_FORMAT, LOG_FORMAT, RequestIdFilter
 from tests.support import Browser, SandboxHandle, soup, start_listed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,6 +157,7 @@ def test_one_line_per_request_and_never_a_sign_in_token(
     alice.get("/handoff?token=eyJhbGciOiJIUzI1NiJ9.secret-part.sig&next=/connections")
     mine = [r for r in lines if r.levelno >= logging.INFO and not r.name.startswith("httpx")]
     assert [r.name for r in mine] == ["app.access", "app.access"]
+    assert {r.msg for r in mine} == {ACCESS_FORMAT}  # a host's handler gets the fields apart
     poll, handoff = (r.getMessage() for r in mine)
     assert f'"GET /connections/{connection_id}/activation/status" 200' in poll
     assert "secret-part" not in handoff and "token=%5Bredacted%5D" in handoff

@@ -273,6 +273,32 @@ async def test_held_reads_are_capped_and_released_at_shutdown(
     assert await live.wait(TENANT, CONN, start.version) is None  # closed: nothing is held
 
 
+async def test_checks_and_listings_in_flight_end_at_shutdown(
+    store: Store, waycore: WaycoreClient, clock: Clock, api: Any
+) -> None:
+    """Waycore not answering at shutdown: the check and the listing waiting on it are
+    cancelled, not left running past the app's close."""
+    never = asyncio.Event()
+
+    async def stuck(request: httpx.Request) -> httpx.Response:
+        await never.wait()
+        return httpx.Response(500)
+
+    api.get(f"/v1/connections/{CONN}").mock(side_effect=stuck)
+    api.get("/v1/connections").mock(side_effect=stuck)
+    live = await _live(store, waycore, clock)
+    await store.save_state(TENANT, CONN, resource(), "action", now=clock.now - 60)
+    owned = await store.owned_connections(TENANT)
+    reading = asyncio.ensure_future(live.read(TENANT, CONN))
+    listing = asyncio.ensure_future(live.tenant_connections(TENANT, "ent_1", owned))
+    await asyncio.sleep(0.1)
+    assert not reading.done() and not listing.done()
+    await live.close()
+    for waiting in (reading, listing):
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(waiting, 5)
+
+
 async def test_a_finished_sync_means_new_data(live: LiveStatus, store: Store) -> None:
     syncing = Connection.from_api(resource("active", "ready", syncStatus="syncing"))
     first = await live.record(TENANT, syncing, source="action")

@@ -120,5 +120,5 @@ async def test_cancel_all_ends_the_runs_in_flight() -> None:
     await asyncio.sleep(0)
     runs.cancel_all()
     with pytest.raises(asyncio.CancelledError):
-        await waiting
+        await asyncio.wait_for(waiting, 5)
     assert len(runs) == 0
