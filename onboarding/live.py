@@ -31,9 +31,9 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from caching import SingleFlight, TTLCache
 from onboarding.errors import NotOwned
 from store import STATE_CHANNEL, ConnectionState, OwnedConnection, Store
-from store.cache import SingleFlight, TTLCache
 from waycore.client import WaycoreClient
 from waycore.errors import NotFound, RateLimited, ServerError
 from waycore.models import Connection

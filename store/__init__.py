@@ -42,9 +42,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from caching import MISSING, TTLCache
 from store import engine as _engine
 from store import migrate as _migrate
-from store.cache import MISSING, TTLCache
 from store.coordination import Coordinator, LocalCoordinator, PostgresCoordinator, Subscription
 from store.migrate import SchemaOutOfDate
 from store.schema import (

@@ -22,10 +22,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.templating import Jinja2Templates
 
+from caching import MISSING, TTLCache
 from config import DEFAULT_SETUP_GUIDE_URL, TERMS_OF_USE_URL, Settings
 from host import SESSION_ID_KEY
 from security import csrf_token
-from store.cache import MISSING, TTLCache
 from views import htmx
 from views.filters import FILTERS
 from views.status import bank_name, repair_label, screen_copy, status_view, sync_label

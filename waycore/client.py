@@ -27,6 +27,7 @@ from typing import Any, Literal, TypeVar
 
 import httpx
 
+from caching import TTLCache
 from waycore.errors import (
     BadRequest,
     WaycoreAPIError,
@@ -166,6 +167,7 @@ class WaycoreClient:
         institution_ttl: float = 300.0,
         search_ttl: float = 60.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._http = http
         self.retries = retries
@@ -175,12 +177,16 @@ class WaycoreClient:
         self._sleep = sleep
         #: Catalog records change rarely; the wizard reads the chosen one on every step.
         self.institution_ttl = institution_ttl
-        self._institutions: dict[str, tuple[float, Institution]] = {}
+        self._institutions: TTLCache[str, Institution] = TTLCache(
+            institution_ttl, limit=512, clock=clock
+        )
         #: Search-as-you-type asks the same few queries again and again (every keystroke, every
         #: customer): answers are remembered briefly (the catalog is Waycore's, never written
-        #: by this app).
+        #: by this app), and customers typing the same query at once share one call.
         self.search_ttl = search_ttl
-        self._searches: dict[tuple[str, int], tuple[float, list[Institution]]] = {}
+        self._searches: TTLCache[tuple[str, int], tuple[Institution, ...]] = TTLCache(
+            search_ttl, limit=2048, clock=clock
+        )
 
     @classmethod
     def create(
@@ -396,32 +402,24 @@ class WaycoreClient:
 
     async def search_institutions(self, query: str, *, limit: int = 20) -> list[Institution]:
         """`GET /v1/institutions?query=`: the first `limit` matches (one page), remembered for
-        `search_ttl` seconds (0: never)."""
+        `search_ttl` seconds (0: never); the same search asked again meanwhile waits for it."""
+
+        async def search() -> tuple[Institution, ...]:
+            page = await self._page(
+                "/v1/institutions", {"query": query, "limit": limit}, Institution.from_api
+            )
+            return tuple(page.items)
+
         key = (query.strip().casefold(), limit)
-        cached = self._searches.get(key)
-        if cached and time.monotonic() - cached[0] < self.search_ttl:
-            return list(cached[1])
-        page = await self._page(
-            "/v1/institutions", {"query": query, "limit": limit}, Institution.from_api
-        )
-        if self.search_ttl > 0:
-            if len(self._searches) >= 2048:
-                self._searches.clear()
-            self._searches[key] = (time.monotonic(), list(page.items))
-        return page.items
+        return list(await self._searches.get_or_load(key, search))
 
     async def get_institution(self, institution_id: str) -> Institution:
-        """`GET /v1/institutions/{id}`, remembered for `institution_ttl` seconds (0: never)."""
-        cached = self._institutions.get(institution_id)
-        if cached and time.monotonic() - cached[0] < self.institution_ttl:
-            return cached[1]
+        """`GET /v1/institutions/{id}`, remembered for `institution_ttl` seconds (0: never);
+        the same record asked again meanwhile waits for it."""
         path = f"/v1/institutions/{_seg(institution_id)}"
-        institution = await self._get_one(path, Institution.from_api)
-        if self.institution_ttl > 0:
-            if len(self._institutions) >= 512:
-                self._institutions.clear()
-            self._institutions[institution_id] = (time.monotonic(), institution)
-        return institution
+        return await self._institutions.get_or_load(
+            institution_id, lambda: self._get_one(path, Institution.from_api)
+        )
 
     # ------------------------------------------------------------------ connections
 

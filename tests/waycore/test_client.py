@@ -8,6 +8,7 @@ Bearer key, went to the configured host and used a `/v1/` path.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import functools
 import json
@@ -404,36 +405,65 @@ async def test_get_institution_reads_portal_urls(
     )
 
 
+class Clock:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.mark.anyio
 async def test_get_institution_is_remembered_for_its_ttl(
-    client: WaycoreClient, api: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+    api: respx.MockRouter, sleeps: RecordingSleep
 ) -> None:
     route = api.get("/v1/institutions/chase", name="get_institution").respond(json=institution())
-    first = await client.get_institution("chase")
-    assert await client.get_institution("chase") == first
-    assert route.call_count == 1
-    later = time.monotonic() + client.institution_ttl + 1
-    monkeypatch.setattr(time, "monotonic", lambda: later)
-    await client.get_institution("chase")
+    clock = Clock()
+    async with make_client(api, sleeps, clock=clock) as client:
+        first = await client.get_institution("chase")
+        assert await client.get_institution("chase") == first
+        assert route.call_count == 1
+        clock.now += client.institution_ttl + 1
+        await client.get_institution("chase")
     assert route.call_count == 2
 
 
 @pytest.mark.anyio
 async def test_a_search_is_remembered_briefly_per_query(
-    client: WaycoreClient, api: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+    api: respx.MockRouter, sleeps: RecordingSleep
 ) -> None:
     route = api.get("/v1/institutions", name="search").respond(
         json={"data": [institution()], "pagination": {"hasMore": False, "nextCursor": None}}
     )
-    first = await client.search_institutions("chase")
-    assert await client.search_institutions(" Chase ") == first
-    assert route.call_count == 1
-    await client.search_institutions("chase", limit=5)  # another question
-    assert route.call_count == 2
-    later = time.monotonic() + client.search_ttl + 1
-    monkeypatch.setattr(time, "monotonic", lambda: later)
-    await client.search_institutions("chase")
+    clock = Clock()
+    async with make_client(api, sleeps, clock=clock) as client:
+        first = await client.search_institutions("chase")
+        assert await client.search_institutions(" Chase ") == first
+        assert route.call_count == 1
+        await client.search_institutions("chase", limit=5)  # another question
+        assert route.call_count == 2
+        clock.now += client.search_ttl + 1
+        await client.search_institutions("chase")
     assert route.call_count == 3
+
+
+@pytest.mark.anyio
+async def test_customers_typing_the_same_query_at_once_share_one_search(
+    client: WaycoreClient, api: respx.MockRouter
+) -> None:
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.05)
+        page = {"data": [institution()], "pagination": {"hasMore": False, "nextCursor": None}}
+        return httpx.Response(200, json=page)
+
+    route = api.get("/v1/institutions", name="search").mock(side_effect=slow)
+    found = await asyncio.gather(*(client.search_institutions("chas") for _ in range(20)))
+    assert route.call_count == 1
+    assert all(f == found[0] and f is not found[0] for f in found[1:])  # each its own list
+    found[0].clear()
+    assert await client.search_institutions("chas") == found[1]  # the kept answer is intact
 
 
 # ---------------------------------------------------------------------- connections

@@ -1,4 +1,7 @@
-"""A small in-memory cache with a time to live, for values read on every request."""
+"""In-memory caching for values read on every request: `TTLCache` (values kept a while, one
+load for many concurrent asks) and `SingleFlight` (one run per key at a time). Used by the
+store, the views, the live status and the Waycore client; the standard library only, so the
+Waycore boundary needs nothing of the app's to use it."""
 
 from __future__ import annotations
 

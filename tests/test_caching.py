@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from store.cache import MISSING, SingleFlight, TTLCache
+from caching import MISSING, SingleFlight, TTLCache
 
 pytestmark = pytest.mark.anyio
 
