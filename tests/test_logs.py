@@ -84,6 +84,15 @@ def test_the_request_id_is_the_reference_when_waycore_gave_none(
     assert reference in logged.getMessage()
 
 
+def _stderr_lines(script: str) -> list[str]:
+    """What `script` printed on stderr, run in a Python process of its own (which must succeed)."""
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stderr.splitlines()
+
+
 def test_configured_logging_prints_the_id_on_each_line() -> None:
     """In a process of its own: the configuration replaces the process's logging."""
     script = (
@@ -95,10 +104,7 @@ def test_configured_logging_prints_the_id_on_each_line() -> None:
         "logs.bind_request_id('')\n"
         "logging.getLogger('app.test').info('outside')\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=30
-    )
-    first, access, outside = done.stderr.splitlines()
+    first, access, outside = _stderr_lines(script)
     assert first.endswith("INFO app.test [rid_testline] hello")
     assert access.endswith("INFO app.access [rid_testline] GET / 200")
     assert outside.endswith("INFO app.test [-] outside")
@@ -131,11 +137,7 @@ def test_the_access_line_is_the_same_with_or_without_a_record() -> None:
         "logging.getLogger().addHandler(logging.NullHandler())\n"
         "assert logs.only_handler(access) is None\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=30
-    )
-    assert done.returncode == 0, done.stderr
-    direct, recorded = done.stderr.splitlines()
+    direct, recorded = _stderr_lines(script)
     pattern = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (.*) \d+\.\d ms"
     direct_match, recorded_match = re.fullmatch(pattern, direct), re.fullmatch(pattern, recorded)
     assert direct_match and recorded_match, (direct, recorded)
