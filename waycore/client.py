@@ -176,14 +176,12 @@ class WaycoreClient:
         self.max_retry_after = max_retry_after
         self._sleep = sleep
         #: Catalog records change rarely; the wizard reads the chosen one on every step.
-        self.institution_ttl = institution_ttl
         self._institutions: TTLCache[str, Institution] = TTLCache(
             institution_ttl, limit=512, clock=clock
         )
         #: Search-as-you-type asks the same few queries again and again (every keystroke, every
         #: customer): answers are remembered briefly (the catalog is Waycore's, never written
         #: by this app), and customers typing the same query at once share one call.
-        self.search_ttl = search_ttl
         self._searches: TTLCache[tuple[str, int], tuple[Institution, ...]] = TTLCache(
             search_ttl, limit=2048, clock=clock
         )
@@ -394,6 +392,16 @@ class WaycoreClient:
         return _parse(Entity.from_api, _json(response, "POST", path), "POST", path)
 
     # ------------------------------------------------------------------ institutions
+
+    @property
+    def institution_ttl(self) -> float:
+        """Seconds a catalog record is remembered."""
+        return self._institutions.ttl
+
+    @property
+    def search_ttl(self) -> float:
+        """Seconds a search's answer is remembered."""
+        return self._searches.ttl
 
     def forget_cached(self) -> None:
         """Drop the remembered catalog records and searches (the next calls ask Waycore)."""
