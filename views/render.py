@@ -81,10 +81,11 @@ def render_shared(
     """Partial `name` rendered once for `key`, which names everything it shows (it must show
     nothing of the viewer: no user, no CSRF token), and reused for every request with that key
     (see `render(..., reuse=)`)."""
-    template = _templates(request).get_template(name)
-    return Markup(
-        _reused(request, (name, *key), lambda: template.render({"request": request, **context}))
-    )
+
+    def make() -> str:
+        return _templates(request).get_template(name).render({"request": request, **context})
+
+    return Markup(_reused(request, (name, *key), make))
 
 
 def _reused(request: Request, key: tuple[Any, ...], make: Callable[[], str]) -> str:
