@@ -32,7 +32,6 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
-from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp
 
 from config import ConfigError, Settings, load_settings
@@ -49,7 +48,7 @@ from sessions import SessionMiddleware
 from store import SchemaOutOfDate, Store
 from views import EXCEPTION_HANDLERS, WEBHOOK_PATH, AppState, csrf_refused, routes
 from views.guards import STATE_KEY
-from views.render import configure_templates
+from views.render import make_templates
 from waycore.client import WaycoreClient
 
 ROOT = Path(__file__).resolve().parent
@@ -192,8 +191,7 @@ def create_app(
     template_dirs = [ROOT / "templates"]
     if settings.template_overrides:  # a designer's templates are searched first
         template_dirs.insert(0, Path(settings.template_overrides))
-    templates = configure_templates(Jinja2Templates(directory=template_dirs), settings)
-    templates.env.auto_reload = settings.template_reload
+    templates = make_templates(template_dirs, settings)
     static = Mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     middleware = [
         Middleware(RequestIdMiddleware),

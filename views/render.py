@@ -12,10 +12,11 @@ bank details; no shared cache or history cache may keep them).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from jinja2 import pass_context
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from jinja2.runtime import Context
 from markupsafe import Markup, escape
 from starlette.requests import Request
@@ -156,8 +157,28 @@ def _csrf_field(context: Context) -> Markup:
     return Markup(f'<input type="hidden" name="csrf_token" value="{token}">')
 
 
-def configure_templates(templates: Jinja2Templates, settings: Settings) -> Jinja2Templates:
-    """Globals, filters and the per-request context (user, CSRF token) every template gets."""
+class _Environment(Environment):
+    """Jinja's environment, with each template's globals one plain dict.
+
+    Jinja gives a template a `ChainMap` over the environment's globals, and every render copies
+    it into the render's context key by key: about 10 µs with this app's twenty-odd globals, a
+    tenth of a search answer. Here they are copied once, when the template loads. The globals
+    are all set by `make_templates`, before any template loads (as Jinja asks: "avoid modifying
+    any globals after a template is loaded")."""
+
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        return {**self.globals, **(d or {})}
+
+
+def make_templates(directories: Sequence[Path], settings: Settings) -> Jinja2Templates:
+    """The app's templates, searched in `directories` in order, with the globals, filters and
+    per-request context (user, CSRF token) every template gets."""
+    env = _Environment(
+        loader=FileSystemLoader(directories),
+        autoescape=select_autoescape(),
+        auto_reload=settings.template_reload,
+    )
+    templates = Jinja2Templates(env=env)
 
     def base_context(request: Request) -> dict[str, Any]:
         token = csrf_token(request.session) if "session" in request.scope else ""
