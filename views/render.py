@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -150,11 +151,14 @@ def _step_url(context: Context, connection: Connection) -> str:
     return step_url(request, connection)
 
 
+def _csrf_input(token: str) -> Markup:
+    """The CSRF token of a plain form (the no-JavaScript path; htmx sends it as a header)."""
+    return Markup(f'<input type="hidden" name="csrf_token" value="{escape(token)}">')
+
+
 @pass_context
 def _csrf_field(context: Context) -> Markup:
-    """The CSRF token of a plain form (the no-JavaScript path; htmx sends it as a header)."""
-    token = escape(context.get("csrf_token", ""))
-    return Markup(f'<input type="hidden" name="csrf_token" value="{token}">')
+    return _csrf_input(context.get("csrf_token", ""))
 
 
 class _Environment(Environment):
@@ -188,6 +192,13 @@ def make_templates(directories: Sequence[Path], settings: Settings) -> Jinja2Tem
             "signed_in_here": "session" in request.scope and SESSION_ID_KEY in request.session,
             "csrf_token": token,
             "htmx_headers": json.dumps({"X-CSRF-Token": token}),
+            # Bound to the request here rather than globals taking the context: Jinja hands a
+            # context-taking function a fresh copy of the whole context whenever a block has
+            # set a variable (a few µs per call, dozens of calls a page). The globals below
+            # remain for a template rendered without this context (`render_shared`).
+            "url_for": partial(url_for, request),
+            "step_url": partial(step_url, request),
+            "csrf_field": partial(_csrf_input, token),
         }
 
     templates.context_processors.append(base_context)
