@@ -26,13 +26,14 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Mount
+from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Lifespan
 
 from config import ConfigError, Settings, load_settings
 from host import HostAuth, SessionAuth
@@ -49,6 +50,7 @@ from store import SchemaOutOfDate, Store
 from views import EXCEPTION_HANDLERS, WEBHOOK_PATH, AppState, csrf_refused, routes
 from views.guards import STATE_KEY
 from views.render import make_templates
+from views.routing import Router
 from waycore.client import WaycoreClient
 
 ROOT = Path(__file__).resolve().parent
@@ -107,7 +109,14 @@ def _host_events(
 class OnboardingApp(Starlette):
     """Starlette, with the security headers as the outermost layer: Starlette renders the 500
     page in its `ServerErrorMiddleware`, outside every user middleware, so only from out here
-    does that page get the same headers as every other."""
+    does that page get the same headers as every other. Its router remembers which route
+    answered each path (`views.routing`)."""
+
+    def __init__(
+        self, *, routes: list[BaseRoute], lifespan: Lifespan[Starlette], **kwargs: Any
+    ) -> None:
+        super().__init__(routes=routes, lifespan=lifespan, **kwargs)
+        self.router = Router(routes, lifespan=lifespan)
 
     def build_middleware_stack(self) -> ASGIApp:
         return SecurityHeadersMiddleware(super().build_middleware_stack())

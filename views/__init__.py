@@ -6,10 +6,10 @@ correction), `connection` (a connection's page, its watched status, sync, delete
 sign-in), `webhooks` (Waycore's signed events), `health` (`/healthz`, `/readyz`), `audit` (the
 audit trail, for admins).
 Helpers: `guards` (who is asking, what they own, which step), `render` (page or fragment),
-`htmx` (its protocol), `urls` (every URL, from the route table), `errors` (problems and the
-exception handlers), `status` (the status display rules and what each state's screen says),
-`support` (the support contact and reference), `funnel` (flow events for the host), `filters`
-(Jinja filters).
+`htmx` (its protocol), `urls` (every URL, from the route table), `routing` (the router,
+remembering which route answered a path), `errors` (problems and the exception handlers),
+`status` (the status display rules and what each state's screen says), `support` (the support
+contact and reference), `funnel` (flow events for the host), `filters` (Jinja filters).
 
 `routes` and `EXCEPTION_HANDLERS` are what `server.create_app` wires in.
 """
@@ -30,8 +30,9 @@ from views import (
 from views.errors import EXCEPTION_HANDLERS, csrf_refused
 from views.guards import AppState
 
-#: The routes polled most often first, and the list (the router tries them in order); then
-#: fixed paths (/connections/new ...) before /connections/{connection_id}.
+#: The routes polled most often first, and the list (the router walks them in order for a path
+#: it has not answered yet, or no longer remembers: `views.routing`); then fixed paths
+#: (/connections/new ...) before /connections/{connection_id}.
 _POLLED = (
     "activation_status",
     "sync_panel",
