@@ -11,6 +11,7 @@ over. Discarding a draft is local only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 from urllib.parse import urlencode
 
@@ -100,14 +101,22 @@ async def _search(request: Request, page: ChooseBank) -> None:
         page.problem = await problem_for(request, exc, "searching institutions")
 
 
+#: What the suggestions show of a match.
+_SHOWN = attrgetter("institution_id", "name", "canonical_portal_url")
+
+
+def _shown(page: ChooseBank) -> tuple[object, ...]:
+    """Everything the suggestions show: the query, whether it was searched, each match."""
+    return (page.q, page.results is None, *map(_SHOWN, page.results or ()))
+
+
 def _with_options(request: Request, page: ChooseBank) -> dict[str, Any]:
     """The page's context, with the suggestions rendered once per query and answer (the same
     prefixes are typed by everyone looking for the same bank)."""
     context = page.context()
     if page.results:
-        key = (page.q, *((i.institution_id, i.name, i.canonical_portal_url) for i in page.results))
         context["options_html"] = render_shared(
-            request, OPTIONS, {"results": page.results, "q": page.q}, key
+            request, OPTIONS, {"results": page.results, "q": page.q}, _shown(page)
         )
     return context
 
@@ -134,7 +143,12 @@ async def search_institutions(request: Request) -> Response:
         return htmx.navigate(request, url)
     if len(page.q) >= 2:
         await _search(request, page)
-    return render(request, TEMPLATE, _with_options(request, page), block="institution_results")
+    # The region shows nothing of the viewer: htmx sends the CSRF token as a header, so the
+    # form around the suggestions carries none. It is rendered once per query, draft and
+    # answer, and reused (not when Waycore failed: the problem has its own support reference).
+    context = {**page.context(), "token_in_header": True}
+    reuse = None if page.problem else (*_shown(page), page.draft.id if page.draft else None)
+    return render(request, TEMPLATE, context, block="institution_results", reuse=reuse)
 
 
 async def select_institution(request: Request) -> Response:
