@@ -18,16 +18,20 @@ def portal_domain(url: str | None) -> str:
 
 
 @functools.lru_cache(maxsize=8192)  # a page of transactions shows dozens, shown again and again
-def money(amount: str | None, currency: str | None = None) -> str:
-    """`-1234.5` + `USD` -> `-1,234.50 USD`; unparseable amounts are shown as given."""
+def money(amount: str | None, currency: str | None = None) -> Markup:
+    """`-1234.5` + `USD` -> `-1,234.50 USD` (HTML); unparseable amounts are shown as given.
+
+    The minus sign and the dash of a missing amount are written as entities (`&minus;`,
+    `&mdash;`): one character outside ASCII makes Python hold the whole page as wider text,
+    and encoding a 20 KB connection page then costs about 11 µs instead of under one."""
     if amount is None:
-        return "\u2014"
+        return Markup("&mdash;")
     try:
         value = Decimal(amount)
     except InvalidOperation:
-        return f"{amount} {currency or ''}".strip()
-    sign = "\u2212" if value < 0 else ""
-    return f"{sign}{abs(value):,.2f} {currency or ''}".strip()
+        return escape(f"{amount} {currency or ''}".strip())
+    sign = "&minus;" if value < 0 else ""
+    return Markup(f"{sign}{abs(value):,.2f} {escape(currency or '')}".strip())
 
 
 @functools.lru_cache(maxsize=8192)

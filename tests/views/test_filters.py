@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from bs4 import BeautifulSoup
 
 from views.filters import duration, money, portal_domain, when
 
@@ -15,10 +16,16 @@ from views.filters import duration, money, portal_domain, when
         ("0", None, "0.00"),
         (None, "USD", "\u2014"),
         ("n/a", "USD", "n/a USD"),
+        ("<b>1</b>", "USD", "<b>1</b> USD"),
+        ("-5", "<i>X</i>", "\u22125.00 <i>X</i>"),
     ],
 )
-def test_money(amount: str | None, currency: str | None, shown: str) -> None:
-    assert money(amount, currency) == shown
+def test_money_reads_as_shown_and_is_safe_html(
+    amount: str | None, currency: str | None, shown: str
+) -> None:
+    html = money(amount, currency)
+    assert html.isascii()  # the page stays narrow text (see `money`)
+    assert BeautifulSoup(html, "html.parser").get_text() == shown
 
 
 @pytest.mark.parametrize(
