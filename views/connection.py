@@ -74,11 +74,11 @@ def _sync_context(
     cooldown nothing is asked of Waycore). While a sync runs the panel reads again (held until
     the state moves, with long-poll: `version`)."""
     until = service.cooldown_until(owned)
-    query = {"after": "sync"}
+    query = "?after=sync"  # nothing to encode: a word and a number
     if long_poll and version is not None:
-        query.update(v=str(version), wait="1")
+        query += f"&v={int(version)}&wait=1"
     return {
-        "sync_poll_query": "?" + urlencode(query),
+        "sync_poll_query": query,
         "sync_poll_delay": AFTER_HOLD_SECONDS if held else poll_seconds,
         "sync_connection_id": owned.connection_id,
         "sync_state": connection.sync_status if connection else None,
