@@ -69,7 +69,7 @@ def render_block(request: Request, name: str, block: str, context: Mapping[str, 
         raise LookupError(f"template {name!r} has no block {block!r}")
     html = "".join(block_render(template.new_context(ctx)))
     if block == "content":
-        head = templates.get_template("_flash.html").render(ctx)
+        head = templates.get_template("_flash.html").render(ctx) if ctx.get("flash") else ""
         if "title" in template.blocks:
             title = "".join(template.blocks["title"](template.new_context(ctx))).strip()
             head = f"<title>{title}</title>\n{head}"
