@@ -17,7 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_context
 from jinja2.runtime import Context
 from markupsafe import Markup, escape
 from starlette.requests import Request
@@ -179,7 +179,7 @@ def make_templates(directories: Sequence[Path], settings: Settings) -> Jinja2Tem
     per-request context (user, CSRF token) every template gets."""
     env = _Environment(
         loader=FileSystemLoader(directories),
-        autoescape=select_autoescape(),
+        autoescape=True,  # every template is HTML
         auto_reload=settings.template_reload,
     )
     templates = Jinja2Templates(env=env)
