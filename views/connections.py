@@ -22,12 +22,15 @@ from views.guards import app_state, require_user
 from views.render import render
 from views.urls import url_for
 
+#: The steps a `?from=` may name.
+_STEPS = frozenset(step.value for step in Step)
+
 
 async def list_connections(request: Request) -> Response:
     user = await require_user(request, "read")
     state = app_state(request)
     left = request.query_params.get("from", "")
-    if left in {step.value for step in Step}:
+    if left in _STEPS:
         await funnel.exited(request, user, Step(left), "finished_later")
     shown = drafts_shown(request)
     overview = await service.overview(state.live, state.entities, user, drafts_shown=shown)
