@@ -526,6 +526,38 @@ def test_overrides_and_the_host_stylesheet_are_used_and_fragments_still_swap(
         assert "acme-chrome" not in polled.text
 
 
+def test_a_status_badge_shows_the_state_and_nothing_of_the_connection(tmp_path: Path) -> None:
+    """The badge is rendered once per status and kind and shown on every connection in that
+    state: an override naming the connection's id or bank gets neither, of any connection."""
+    from tests.support import Browser, finish, soup, start_listed
+
+    folder = tmp_path / "overrides"
+    (folder / "connections").mkdir(parents=True)
+    (folder / "connections" / "_status_badge.html").write_text(
+        '<span class="badge nosy" data-status="{{ connection.status }}" '
+        'data-kind="{{ connection.kind }}">[{{ connection.id }}|{{ connection.institution_name }}]'
+        "{{ status_view(connection).label }}</span>"
+    )
+    settings = make_settings(tmp_path, template_overrides=str(folder))
+    with TestClient(create_app(settings), follow_redirects=False) as client:
+        alice = Browser(client)
+        alice.sign_in("u-alice")
+        ids = [start_listed(alice, "scenario_slow"), start_listed(alice, "chase")]
+        for connection_id in ids:
+            finish(alice, connection_id)
+        listing = soup(alice.get("/connections"))
+        rows = {row["data-connection-id"]: row for row in listing.select("[data-connection-id]")}
+        assert set(ids) <= set(rows)
+        badges = [rows[connection_id].select_one(".nosy") for connection_id in ids]
+        badges.append(soup(alice.get(f"/connections/{ids[1]}/activation")).select_one(".nosy"))
+        for badge in badges:
+            assert (badge["data-status"], badge["data-kind"]) == ("pendingActivation", "setup")
+            shown = badge.get_text()
+            assert shown.endswith("]Activating")
+            assert not any(connection_id in shown for connection_id in ids)
+            assert "Chase" not in shown and "Slow" not in shown
+
+
 @pytest.mark.parametrize("reload", [True, False])
 def test_an_edited_template_shows_at_once_only_with_template_reload(
     tmp_path: Path, overrides: Path, reload: bool

@@ -174,6 +174,31 @@ class _Environment(Environment):
         return {**self.globals, **(d or {})}
 
 
+#: A connection's status badge (`status_badge(connection)` in templates).
+BADGE = "connections/_status_badge.html"
+
+
+def _status_badge(
+    env: Environment, rendered: dict[tuple[Any, ...], Markup], connection: Any
+) -> Markup:
+    """`connections/_status_badge.html` for `connection`'s state, rendered once per status and
+    kind and reused for every connection in that state (a list shows one per row; as an include
+    each copied the whole context). It is rendered with a stand-in connection holding only the
+    status and the kind, so a badge can show nothing else, of this connection or another."""
+    template = env.get_template(BADGE)  # a newer file when `TEMPLATE_RELOAD` is on
+    key = (template, connection.status, connection.kind)
+    html = rendered.get(key)
+    if html is None:
+        if len(rendered) >= _BADGES_LIMIT:  # statuses are Waycore's words: not a closed set
+            rendered.clear()
+        state = Connection(id="", entity_id="", kind=connection.kind, status=connection.status)
+        html = rendered[key] = Markup(template.render(connection=state))
+    return html
+
+
+_BADGES_LIMIT = 1000
+
+
 def make_templates(directories: Sequence[Path], settings: Settings) -> Jinja2Templates:
     """The app's templates, searched in `directories` in order, with the globals, filters and
     per-request context (user, CSRF token) every template gets."""
@@ -212,6 +237,7 @@ def make_templates(directories: Sequence[Path], settings: Settings) -> Jinja2Tem
         default_guide_url=DEFAULT_SETUP_GUIDE_URL,
         demo_mode=settings.demo_mode,
         status_view=status_view,
+        status_badge=partial(_status_badge, env, {}),
         screen_copy=screen_copy,
         repair_label=repair_label,
         sync_label=sync_label,
