@@ -144,11 +144,15 @@ async def search_institutions(request: Request) -> Response:
     if len(page.q) >= 2:
         await _search(request, page)
     # The region shows nothing of the viewer: htmx sends the CSRF token as a header, so the
-    # form around the suggestions carries none. It is rendered once per query, draft and
-    # answer, and reused (not when Waycore failed: the problem has its own support reference).
+    # form around the suggestions carries none. Without a draft it is the same for everyone
+    # searching the same: rendered once per query and answer, and reused. A draft's search is
+    # its own customer's (only the suggestions inside are shared), and a failed one has the
+    # problem's own support reference.
+    if page.draft or page.problem:
+        context = {**_with_options(request, page), "token_in_header": True}
+        return render(request, TEMPLATE, context, block="institution_results")
     context = {**page.context(), "token_in_header": True}
-    reuse = None if page.problem else (*_shown(page), page.draft.id if page.draft else None)
-    return render(request, TEMPLATE, context, block="institution_results", reuse=reuse)
+    return render(request, TEMPLATE, context, block="institution_results", reuse=_shown(page))
 
 
 async def select_institution(request: Request) -> Response:
