@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 import handoff
 from config import Settings, load_settings
-from server import create_app
+from server import ROOT, create_app
 from tests.support import SandboxHandle, make_settings
 
 PREFIX = "/banking"
@@ -556,6 +556,38 @@ def test_a_status_badge_shows_the_state_and_nothing_of_the_connection(tmp_path: 
             assert shown.endswith("]Activating")
             assert not any(connection_id in shown for connection_id in ids)
             assert "Chase" not in shown and "Slow" not in shown
+
+
+def test_a_shared_region_shows_no_viewer_whatever_an_override_asks(tmp_path: Path) -> None:
+    """The search region is rendered once for everyone searching the same: an override that
+    puts a CSRF field and the user's name in it (as the built-in template did before it was
+    shared) shows neither of one viewer to another."""
+    from tests.support import Browser, soup
+
+    folder = tmp_path / "overrides"
+    (folder / "connections").mkdir(parents=True)
+    built_in = (ROOT / "templates" / "connections" / "choose_bank.html").read_text()
+    guarded = "{% if not token_in_header %}{{ csrf_field() }}{% endif %}"
+    assert guarded in built_in
+    nosy = '{{ csrf_field() }}<span class="nosy">{{ user.name }}|{{ user.tenant.name }}</span>'
+    (folder / "connections" / "choose_bank.html").write_text(built_in.replace(guarded, nosy))
+    settings = make_settings(tmp_path, template_overrides=str(folder))
+    with TestClient(create_app(settings), follow_redirects=False) as client:
+        alice, dana = Browser(client), Browser(client)
+        alice.sign_in("u-alice")
+        dana.sign_in("u-dana")
+        for browser in (alice, dana):
+            response = browser.get(
+                "/connections/institutions?q=bank", htmx=True, target="institution-results"
+            )
+            region = soup(response)
+            assert region.select("button.option")
+            assert region.select_one(".nosy").get_text() == "|"
+            assert region.select_one("input[name=csrf_token]") is None
+            assert alice.csrf not in response.text and dana.csrf not in response.text
+        page = soup(dana.get("/connections/new?q=bank"))  # the page itself is Dana's own
+        assert page.select_one(".nosy").get_text() == "Dana Admin|Globex Treasury Inc"
+        assert page.select_one("#institution-results input[name=csrf_token]")["value"] == dana.csrf
 
 
 @pytest.mark.parametrize("reload", [True, False])

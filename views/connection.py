@@ -158,11 +158,12 @@ def _account_data_html(request: Request, data: dict[str, Any], context: dict[str
     rendered once per read of the data and kept with it (`_account_data`): the same data renders
     the same, so a page viewed again reuses it until the data is read again. A read that failed
     (`problem`) is not kept, and neither is its rendering."""
-    rendered: dict[tuple[object, str], Markup] = data.setdefault(_RENDERED, {})
-    key = (request.app.state.templates, str(request.scope.get("root_path", "")))
+    rendered: dict[tuple[object, ...], Markup] = data.setdefault(_RENDERED, {})
+    role = getattr(getattr(request.state, "user", None), "role", None)
+    key = (request.app.state.templates, str(request.scope.get("root_path", "")), role)
     html = rendered.get(key)
-    if html is None:
-        html = Markup(render_block(request, TEMPLATE, "account_data", context))
+    if html is None:  # shown to the tenant's other users: nothing of this one but the role
+        html = Markup(render_block(request, TEMPLATE, "account_data", context, shared=True))
         if "problem" not in data:
             rendered[key] = html
     return html

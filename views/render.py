@@ -26,7 +26,7 @@ from starlette.templating import Jinja2Templates
 
 from caching import MISSING, TTLCache
 from config import DEFAULT_SETUP_GUIDE_URL, TERMS_OF_USE_URL, Settings
-from host import SESSION_ID_KEY
+from host import SESSION_ID_KEY, HostUser, Tenant
 from security import csrf_token
 from views import htmx
 from views.filters import FILTERS
@@ -56,12 +56,17 @@ def _context(request: Request, context: Mapping[str, Any] | None, *, page: bool)
     return ctx
 
 
-def render_block(request: Request, name: str, block: str, context: Mapping[str, Any]) -> str:
-    """Render one block of template `name` with the same context a full page would get."""
+def render_block(
+    request: Request, name: str, block: str, context: Mapping[str, Any], *, shared: bool = False
+) -> str:
+    """Render one block of template `name` with the same context a full page would get;
+    `shared` (a rendering reused for other viewers): with nothing of this viewer in it."""
     templates = _templates(request)
     ctx: dict[str, Any] = {"request": request}
     for processor in templates.context_processors:
         ctx.update(processor(request))
+    if shared:
+        ctx.update(_viewer_less(ctx.get("user")))
     ctx.update(context)
     template = templates.get_template(name)
     block_render = template.blocks.get(block)
@@ -75,6 +80,26 @@ def render_block(request: Request, name: str, block: str, context: Mapping[str, 
             head = f"<title>{title}</title>\n{head}"
         html = head + html
     return html
+
+
+def _viewer_less(user: HostUser | None) -> dict[str, Any]:
+    """What a rendering reused for other viewers sees of the viewer: nothing but the role (a
+    stand-in user with no name, no id, no tenant), no CSRF token and no session. Whatever a
+    template (a designer's too) asks of the viewer, it cannot show one viewer's to another."""
+    stand_in = None
+    if user is not None:
+        stand_in = HostUser(id="", name="", email="", role=user.role, tenant=Tenant("", ""))
+    return {
+        "user": stand_in,
+        "signed_in_here": False,
+        "csrf_token": "",
+        "htmx_headers": "",
+        "csrf_field": _no_csrf_field,
+    }
+
+
+def _no_csrf_field() -> Markup:
+    return Markup("")
 
 
 def render_shared(
@@ -116,19 +141,24 @@ def render(
 ) -> Response:
     """A full page for normal requests, one block for htmx requests (see the module doc).
 
-    `reuse`: for a polled fragment answered again and again with the same content, a key naming
-    everything it shows (the connection's state version, the viewer's role, the URLs' query):
-    the block rendered for that key is sent again rather than rendered anew."""
+    `reuse`: for a fragment answered again and again with the same content, a key naming
+    everything it shows (the connection's state version, the URLs' query): the block rendered
+    for that key and the viewer's role is sent again rather than rendered anew. It is rendered
+    with nothing of the viewer but the role (`_viewer_less`), and without the one-time message
+    (which waits for the next page)."""
     whole = name.rpartition("/")[2].startswith("_")
     if htmx.is_htmx(request) and not whole:
         part = block or "content"
+        if reuse:
+            role = getattr(getattr(request.state, "user", None), "role", None)
 
-        def make() -> str:
-            return render_block(
-                request, name, part, _context(request, context, page=part == "content")
-            )
+            def shared() -> str:
+                return render_block(request, name, part, context or {}, shared=True)
 
-        html = _reused(request, (name, part, *reuse), make) if reuse else make()
+            html = _reused(request, (name, part, role, *reuse), shared)
+        else:
+            ctx = _context(request, context, page=part == "content")
+            html = render_block(request, name, part, ctx)
         return HTMLResponse(html, status_code=status, headers=_HEADERS)
     ctx = _context(request, context, page=not whole)
     templates = _templates(request)

@@ -6,6 +6,11 @@ whole request. A connection's page is the 28th route: the walk cost it about 20 
 the route that fully matched each one and matches the next request for it against that route
 alone. Whatever matches no route fully (a 405, a 404, a trailing-slash redirect) takes
 Starlette's own walk, every time, and is not kept.
+
+Paths are kept before anyone is signed in (routing comes first), so what is kept is bounded:
+only a `Route` (not a `Mount`, where any path under `/static` matches), only a path of at most
+`REMEMBERED_PATH_LIMIT` characters, at most `REMEMBERED_LIMIT` of them (cleared whole when
+full: someone requesting many paths only costs later requests the walk).
 """
 
 from __future__ import annotations
@@ -13,19 +18,21 @@ from __future__ import annotations
 from typing import Any
 
 from starlette import routing
-from starlette.routing import BaseRoute, Match, Mount, Route
+from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Receive, Scope, Send
 
 #: Paths kept at most (a connection's id is in its paths); the memory is cleared whole when full.
 REMEMBERED_LIMIT = 20_000
+#: The longest path kept (the app's own paths are well under it).
+REMEMBERED_PATH_LIMIT = 200
 
 
 class Router(routing.Router):
     """Starlette's router, remembering the route that answered each path and method.
 
-    Only a `Route` or a `Mount` is kept: what they match depends on the path and the method
-    alone (a `Host` route also reads the `Host` header). Routes added or removed after the first
-    request clear the memory."""
+    Only a `Route` is kept: what it matches depends on the path and the method alone (a `Host`
+    route also reads the `Host` header). Routes added or removed after the first request clear
+    the memory (a route replaced in place is not noticed: add or remove, not replace)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -44,7 +51,11 @@ class Router(routing.Router):
         for route in (known,) if known is not None else self.routes:
             match, child_scope = route.matches(scope)
             if match is Match.FULL:
-                if known is None and isinstance(route, Route | Mount):
+                if (
+                    known is None
+                    and isinstance(route, Route)
+                    and len(key[1]) <= REMEMBERED_PATH_LIMIT
+                ):
                     if len(self._answered) >= REMEMBERED_LIMIT:
                         self._answered.clear()
                     self._answered[key] = route

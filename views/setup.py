@@ -228,10 +228,10 @@ async def activation_status(request: Request) -> Response:
         )
     attempt = watch_attempt(request.query_params.get("n"))
     context = _activation_context(request, watched.reading, first=False, attempt=attempt, held=held)
-    # Still waiting, the region only says so: the same state shows the same region.
+    # Still waiting, the region only says so: the same state shows the same region (to each
+    # role: `render` adds the viewer's).
     reuse = (
-        (connection.id, watched.reading.version, user.role)
-        + (context["watch_query"], context["poll_delay"])
+        (connection.id, watched.reading.version, context["watch_query"], context["poll_delay"])
         if is_waiting(connection) and not context["next_check_at"]
         else None
     )

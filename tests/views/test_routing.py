@@ -101,3 +101,17 @@ def test_the_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         assert client.get(f"/items/i{n}").text == f"item item_id=i{n}"
         assert isinstance(app.router, routing.Router)
         assert len(app.router._answered) <= 3
+
+
+def test_only_short_paths_of_routes_are_kept() -> None:
+    """Routing comes before sign-in: what anyone can make the router keep is bounded (no path
+    under a mount such as /static, no long path)."""
+    app = _app(list(ROUTES))
+    client = TestClient(app)
+    long_id = "x" * (routing.REMEMBERED_PATH_LIMIT + 1)
+    assert client.get(f"/items/{long_id}").text == f"item item_id={long_id}"
+    assert client.get("/files/a.txt").text == "file name=a.txt"
+    assert isinstance(app.router, routing.Router)
+    assert app.router._answered == {}
+    assert client.get("/items/short").text == "item item_id=short"
+    assert [path for _, path, _ in app.router._answered] == ["/items/short"]
