@@ -528,7 +528,8 @@ def test_overrides_and_the_host_stylesheet_are_used_and_fragments_still_swap(
 
 def test_a_status_badge_shows_the_state_and_nothing_of_the_connection(tmp_path: Path) -> None:
     """The badge is rendered once per status and kind and shown on every connection in that
-    state: an override naming the connection's id or bank gets neither, of any connection."""
+    state: an override naming the connection's id or bank gets neither, of any connection (a
+    link in it still works)."""
     from tests.support import Browser, finish, soup, start_listed
 
     folder = tmp_path / "overrides"
@@ -536,7 +537,7 @@ def test_a_status_badge_shows_the_state_and_nothing_of_the_connection(tmp_path: 
     (folder / "connections" / "_status_badge.html").write_text(
         '<span class="badge nosy" data-status="{{ connection.status }}" '
         'data-kind="{{ connection.kind }}">[{{ connection.id }}|{{ connection.institution_name }}]'
-        "{{ status_view(connection).label }}</span>"
+        "{{ status_view(connection).label }}<a href=\"{{ url_for('connections') }}\">all</a></span>"
     )
     settings = make_settings(tmp_path, template_overrides=str(folder))
     with TestClient(create_app(settings), follow_redirects=False) as client:
@@ -553,7 +554,8 @@ def test_a_status_badge_shows_the_state_and_nothing_of_the_connection(tmp_path: 
         for badge in badges:
             assert (badge["data-status"], badge["data-kind"]) == ("pendingActivation", "setup")
             shown = badge.get_text()
-            assert shown.endswith("]Activating")
+            assert shown.endswith("]Activatingall")
+            assert badge.select_one("a")["href"] == "/connections"
             assert not any(connection_id in shown for connection_id in ids)
             assert "Chase" not in shown and "Slow" not in shown
 

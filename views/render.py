@@ -209,20 +209,28 @@ BADGE = "connections/_status_badge.html"
 
 
 def _status_badge(
-    env: Environment, rendered: dict[tuple[Any, ...], Markup], connection: Any
+    env: Environment,
+    rendered: dict[tuple[Any, ...], Markup],
+    request: Request | None,
+    connection: Connection,
 ) -> Markup:
     """`connections/_status_badge.html` for `connection`'s state, rendered once per status and
-    kind and reused for every connection in that state (a list shows one per row; as an include
-    each copied the whole context). It is rendered with a stand-in connection holding only the
-    status and the kind, so a badge can show nothing else, of this connection or another."""
+    kind (and the prefix the app is served at, for a badge with a link) and reused for every
+    connection in that state: a list shows one per row, and as an include each copied the whole
+    context. It is rendered with a stand-in connection holding only the status and the kind, so
+    a badge can show nothing else, of this connection or another."""
     template = env.get_template(BADGE)  # a newer file when `TEMPLATE_RELOAD` is on
-    key = (template, connection.status, connection.kind)
+    root = request.scope.get("root_path", "") if request is not None else ""
+    key = (template, root, connection.status, connection.kind)
     html = rendered.get(key)
     if html is None:
         if len(rendered) >= _BADGES_LIMIT:  # statuses are Waycore's words: not a closed set
             rendered.clear()
         state = Connection(id="", entity_id="", kind=connection.kind, status=connection.status)
-        html = rendered[key] = Markup(template.render(connection=state))
+        context: dict[str, Any] = {"connection": state}
+        if request is not None:
+            context.update(request=request, url_for=partial(url_for, request))
+        html = rendered[key] = Markup(template.render(context))
     return html
 
 
@@ -238,6 +246,7 @@ def make_templates(directories: Sequence[Path], settings: Settings) -> Jinja2Tem
         auto_reload=settings.template_reload,
     )
     templates = Jinja2Templates(env=env)
+    badges: dict[tuple[Any, ...], Markup] = {}
 
     def base_context(request: Request) -> dict[str, Any]:
         token = csrf_token(request.session) if "session" in request.scope else ""
@@ -254,6 +263,7 @@ def make_templates(directories: Sequence[Path], settings: Settings) -> Jinja2Tem
             "url_for": partial(url_for, request),
             "step_url": partial(step_url, request),
             "csrf_field": partial(_csrf_input, token),
+            "status_badge": partial(_status_badge, env, badges, request),
         }
 
     templates.context_processors.append(base_context)
@@ -267,7 +277,7 @@ def make_templates(directories: Sequence[Path], settings: Settings) -> Jinja2Tem
         default_guide_url=DEFAULT_SETUP_GUIDE_URL,
         demo_mode=settings.demo_mode,
         status_view=status_view,
-        status_badge=partial(_status_badge, env, {}),
+        status_badge=partial(_status_badge, env, badges, None),
         screen_copy=screen_copy,
         repair_label=repair_label,
         sync_label=sync_label,
