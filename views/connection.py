@@ -41,7 +41,7 @@ from views.guards import (
     require_user,
 )
 from views.guards import connection_id as guarded_connection_id
-from views.render import flash, render, render_block
+from views.render import flash, render, render_block, viewer_role
 from views.status import (
     AFTER_HOLD_SECONDS,
     SYNC_LABELS,
@@ -159,8 +159,8 @@ def _account_data_html(request: Request, data: dict[str, Any], context: dict[str
     the same, so a page viewed again reuses it until the data is read again. A read that failed
     (`problem`) is not kept, and neither is its rendering."""
     rendered: dict[tuple[object, ...], Markup] = data.setdefault(_RENDERED, {})
-    role = getattr(getattr(request.state, "user", None), "role", None)
-    key = (request.app.state.templates, str(request.scope.get("root_path", "")), role)
+    root = str(request.scope.get("root_path", ""))
+    key = (request.app.state.templates, root, viewer_role(request))
     html = rendered.get(key)
     if html is None:  # shown to the tenant's other users: nothing of this one but the role
         html = Markup(render_block(request, TEMPLATE, "account_data", context, shared=True))

@@ -82,6 +82,12 @@ def render_block(
     return html
 
 
+def viewer_role(request: Request) -> str | None:
+    """The signed-in viewer's role: all a rendering reused for other viewers may depend on."""
+    role = getattr(getattr(request.state, "user", None), "role", None)
+    return role if isinstance(role, str) else None
+
+
 def _viewer_less(user: HostUser | None) -> dict[str, Any]:
     """What a rendering reused for other viewers sees of the viewer: nothing but the role (a
     stand-in user with no name, no id, no tenant), no CSRF token and no session. Whatever a
@@ -150,12 +156,11 @@ def render(
     if htmx.is_htmx(request) and not whole:
         part = block or "content"
         if reuse:
-            role = getattr(getattr(request.state, "user", None), "role", None)
 
             def shared() -> str:
                 return render_block(request, name, part, context or {}, shared=True)
 
-            html = _reused(request, (name, part, role, *reuse), shared)
+            html = _reused(request, (name, part, viewer_role(request), *reuse), shared)
         else:
             ctx = _context(request, context, page=part == "content")
             html = render_block(request, name, part, ctx)
