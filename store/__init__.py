@@ -156,12 +156,6 @@ _GET_DRAFT = select(drafts).where(
     drafts.c.id == bindparam("draft_id"),
     drafts.c.updated_at > bindparam("fresh_after"),
 )
-_LIST_DRAFTS = (
-    select(drafts)
-    .where(drafts.c.tenant_id == bindparam("tenant_id"))
-    .where(drafts.c.updated_at > bindparam("fresh_after"))
-    .order_by(drafts.c.updated_at.desc())
-)
 _OPEN_DRAFTS = (
     select(drafts)
     .where(drafts.c.tenant_id == bindparam("tenant_id"))
@@ -560,10 +554,6 @@ class Store:
             return [_draft(row) for row in rows]
 
         return list(await self._lists.get_or_load((tenant_id, "drafts", limit), load))
-
-    async def list_drafts(self, tenant_id: str) -> list[Draft]:
-        rows = await self._all(_LIST_DRAFTS, tenant_id=tenant_id, fresh_after=self._fresh_after())
-        return [_draft(row) for row in rows]
 
     async def delete_draft(self, tenant_id: str, draft_id: str) -> bool:
         count = await self._write(

@@ -76,7 +76,7 @@ def test_drafts_purge_deletes_only_expired_drafts(tmp_path: Path) -> None:
 
     async def left() -> list[str]:
         store = await Store.open(path)
-        drafts = [d.id for d in await store.list_drafts("acme")]
+        drafts = [d.id for d in await store.open_drafts("acme", 100)]
         await store.close()
         return drafts
 

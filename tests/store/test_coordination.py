@@ -237,7 +237,7 @@ async def test_the_purge_waits_for_another_instance_holding_its_lock(
     async with store.lock(PURGE_LOCK):
         purge = asyncio.create_task(other_store.purge_expired())
         for _ in range(5):  # database round trips while the purge is blocked
-            assert await store.list_drafts("acme") == []  # expired: hidden, not yet deleted
+            assert await store.open_drafts("acme", 100) == []  # expired: hidden, not yet deleted
             assert await store._one(select(drafts.c.id)) == {"id": expired.id}
         assert not purge.done()
     assert await purge == 1

@@ -17,7 +17,7 @@ async def test_drafts_are_scoped_by_tenant(store: Store) -> None:
     draft = await store.create_draft("acme", "u1", institution_id="chase", institution_name="C")
     assert await store.get_draft("acme", draft.id) == draft
     assert await store.get_draft("globex", draft.id) is None
-    assert await store.list_drafts("globex") == []
+    assert await store.open_drafts("globex", 100) == []
     await store.update_draft("globex", draft.id, portal_url="https://x.example")
     assert not await store.delete_draft("globex", draft.id)
     unchanged = await store.get_draft("acme", draft.id)
@@ -32,7 +32,7 @@ async def test_drafts_expire_after_the_ttl(store: Store, monkeypatch: pytest.Mon
     await store.update_draft("acme", fresh.id, portal_url="https://new.example")
     monkeypatch.setattr(store_module.time, "time", lambda: later + 2 * 24 * 3600)
     assert await store.get_draft("acme", draft.id) is None  # 31 days untouched
-    assert [d.id for d in await store.list_drafts("acme")] == [fresh.id]
+    assert [d.id for d in await store.open_drafts("acme", 100)] == [fresh.id]
     assert await store.purge_expired() == 1
 
 
