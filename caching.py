@@ -32,13 +32,14 @@ class SingleFlight(Generic[K, V]):
         self._runs: dict[K, asyncio.Future[V]] = {}
 
     def __len__(self) -> int:
+        """How many runs are in flight."""
         return len(self._runs)
 
     async def run(self, key: K, work: Callable[[], Awaitable[V]]) -> V:
         """The result of the run for `key` in flight, or of a new run of `work()`."""
-        return await asyncio.shield(self.start(key, work))
+        return await asyncio.shield(self._start(key, work))
 
-    def start(self, key: K, work: Callable[[], Awaitable[V]]) -> asyncio.Future[V]:
+    def _start(self, key: K, work: Callable[[], Awaitable[V]]) -> asyncio.Future[V]:
         """The run for `key` in flight, or a new one of `work()`, started now."""
         running = self._runs.get(key)
         if running is None:

@@ -612,6 +612,34 @@ def test_an_edited_template_shows_at_once_only_with_template_reload(
         assert (page.select_one("header.acme-chrome") is not None) is not reload
 
 
+def test_an_edited_shared_partial_shows_at_once_with_template_reload(tmp_path: Path) -> None:
+    """Renderings reused for everyone (the search suggestions) follow an edited template too."""
+    from tests.support import Browser, soup
+
+    folder = tmp_path / "overrides"
+    (folder / "connections").mkdir(parents=True)
+    options = folder / "connections" / "_institution_options.html"
+    built_in = (ROOT / "templates" / "connections" / "_institution_options.html").read_text()
+    options.write_text(built_in.replace('class="listbox"', 'class="listbox acme-v1"'))
+    settings = make_settings(tmp_path, template_overrides=str(folder), template_reload=True)
+    with TestClient(create_app(settings), follow_redirects=False) as client:
+        alice = Browser(client)
+        alice.sign_in("u-alice")
+
+        def listbox_classes() -> list[str]:
+            response = alice.get(
+                "/connections/institutions?q=bank", htmx=True, target="institution-results"
+            )
+            classes: list[str] = soup(response).select_one("[role=listbox]")["class"]
+            return classes
+
+        assert "acme-v1" in listbox_classes()
+        options.write_text(built_in.replace('class="listbox"', 'class="listbox acme-v2"'))
+        later = options.stat().st_mtime + 5
+        os.utime(options, (later, later))
+        assert "acme-v2" in listbox_classes()
+
+
 def test_a_stylesheet_from_another_origin_is_refused(
     env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

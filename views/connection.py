@@ -41,7 +41,7 @@ from views.guards import (
     require_user,
 )
 from views.guards import connection_id as guarded_connection_id
-from views.render import flash, render, render_block, viewer_role
+from views.render import flash, keeps_renderings, render, render_block, viewer_role
 from views.status import (
     AFTER_HOLD_SECONDS,
     SYNC_LABELS,
@@ -157,14 +157,14 @@ def _account_data_html(request: Request, data: dict[str, Any], context: dict[str
     """The page's data section (accounts, balances, transactions: the `account_data` block),
     rendered once per read of the data and kept with it (`_account_data`): the same data renders
     the same, so a page viewed again reuses it until the data is read again. A read that failed
-    (`problem`) is not kept, and neither is its rendering."""
+    (`problem`) is not kept, and neither is its rendering (nor any with `TEMPLATE_RELOAD`)."""
     rendered: dict[tuple[object, ...], Markup] = data.setdefault(_RENDERED, {})
     root = str(request.scope.get("root_path", ""))
     key = (request.app.state.templates, root, viewer_role(request))
     html = rendered.get(key)
     if html is None:  # shown to the tenant's other users: nothing of this one but the role
         html = Markup(render_block(request, TEMPLATE, "account_data", context, shared=True))
-        if "problem" not in data:
+        if "problem" not in data and keeps_renderings(request):
             rendered[key] = html
     return html
 

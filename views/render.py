@@ -111,20 +111,29 @@ def _no_csrf_field() -> Markup:
 def render_shared(
     request: Request, name: str, context: Mapping[str, Any], key: tuple[Any, ...]
 ) -> Markup:
-    """Partial `name` rendered once for `key`, which names everything it shows (it must show
-    nothing of the viewer: no user, no CSRF token), and reused for every request with that key
-    (see `render(..., reuse=)`)."""
+    """Partial `name` rendered once for `key`, which names everything it shows (it is rendered
+    with `request` and `context` alone: no user, no CSRF token), and reused for every request
+    with that key (see `render(..., reuse=)`)."""
 
     def make() -> str:
         return _templates(request).get_template(name).render({"request": request, **context})
 
-    return Markup(_reused(request, (name, *key), make))
+    return Markup(_reused(request, name, key, make))
 
 
-def _reused(request: Request, key: tuple[Any, ...], make: Callable[[], str]) -> str:
-    """What `make()` renders, kept for `key` in this app's templates and under its prefix (an
-    app with other templates, or served at another prefix, renders its own)."""
-    full_key = (_templates(request), request.scope.get("root_path", ""), *key)
+def keeps_renderings(request: Request) -> bool:
+    """Whether renderings are kept and reused: not with `TEMPLATE_RELOAD` (a designer editing
+    templates, or a partial they include, sees each change at once)."""
+    return not _templates(request).env.auto_reload
+
+
+def _reused(request: Request, name: str, key: tuple[Any, ...], make: Callable[[], str]) -> str:
+    """What `make()` renders of template `name`, kept for `key` in this app's templates and
+    under its prefix (an app with other templates, or served at another prefix, renders its
+    own); rendered anew each time with `TEMPLATE_RELOAD`."""
+    if not keeps_renderings(request):
+        return make()
+    full_key = (_templates(request), request.scope.get("root_path", ""), name, *key)
     html = _FRAGMENTS.get(full_key)
     if html is MISSING:
         html = make()
@@ -160,7 +169,7 @@ def render(
             def shared() -> str:
                 return render_block(request, name, part, context or {}, shared=True)
 
-            html = _reused(request, (name, part, viewer_role(request), *reuse), shared)
+            html = _reused(request, name, (part, viewer_role(request), *reuse), shared)
         else:
             ctx = _context(request, context, page=part == "content")
             html = render_block(request, name, part, ctx)
@@ -224,10 +233,10 @@ def _status_badge(
     connection in that state: a list shows one per row, and as an include each copied the whole
     context. It is rendered with a stand-in connection holding only the status and the kind, so
     a badge can show nothing else, of this connection or another."""
-    template = env.get_template(BADGE)  # a newer file when `TEMPLATE_RELOAD` is on
+    template = env.get_template(BADGE)
     root = request.scope.get("root_path", "") if request is not None else ""
-    key = (template, root, connection.status, connection.kind)
-    html = rendered.get(key)
+    key = (root, connection.status, connection.kind)
+    html = None if env.auto_reload else rendered.get(key)  # `TEMPLATE_RELOAD`: each time anew
     if html is None:
         if len(rendered) >= _BADGES_LIMIT:  # statuses are Waycore's words: not a closed set
             rendered.clear()
