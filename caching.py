@@ -56,9 +56,15 @@ class SingleFlight(Generic[K, V]):
         """The runs in flight go on for those awaiting them; the next asks start new ones."""
         self._runs.clear()
 
-    def cancel_all(self) -> None:
-        for running in list(self._runs.values()):
+    async def cancel_all(self, wait: float = 5.0) -> None:
+        """Cancel the runs in flight, and wait (at most `wait` seconds) until each has ended:
+        what a run does on cancellation (e.g. release a claim in the database) is done before
+        this returns, while what it uses is still open."""
+        runs = list(self._runs.values())
+        for running in runs:
             running.cancel()
+        if runs:
+            await asyncio.wait(runs, timeout=wait)
 
 
 class TTLCache(Generic[K, V]):

@@ -123,7 +123,8 @@ class LiveStatus:
             event.set()
 
     async def close(self) -> None:
-        """Release every held request, stop following changes."""
+        """Release every held request, stop following changes, end the checks and listings in
+        flight (before the store they write to closes)."""
         self._closed.set()
         for events in self._held.values():
             for event in events:
@@ -131,8 +132,8 @@ class LiveStatus:
         if self._listener is not None:
             self._listener.cancel()
             await asyncio.gather(self._listener, return_exceptions=True)
-        self._checks.cancel_all()
-        self._listing.cancel_all()
+        await self._checks.cancel_all()
+        await self._listing.cancel_all()
 
     @property
     def waiting(self) -> int:

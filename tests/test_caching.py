@@ -118,7 +118,7 @@ async def test_cancel_all_ends_the_runs_in_flight() -> None:
     runs = SingleFlight[str, None]()
     waiting = asyncio.ensure_future(runs.run("k", asyncio.Event().wait))  # type: ignore[arg-type]
     await asyncio.sleep(0)
-    runs.cancel_all()
+    await runs.cancel_all()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(waiting, 5)
     assert len(runs) == 0
