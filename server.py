@@ -165,12 +165,12 @@ def create_app(
             stack.push_async_callback(resolver.aclose)
             webhook_secret = await _webhook_secret(settings, client, sandbox_app is not None)
             purger = asyncio.create_task(purge_periodically(store))
-            stack.callback(purger.cancel)
+            stack.push_async_callback(_stop, purger)
             events, sender = _host_events(settings, store, host_events_transport)
             if sender is not None:
                 stack.push_async_callback(sender.aclose)
                 worker = asyncio.create_task(sender.run())
-                stack.callback(worker.cancel)
+                stack.push_async_callback(_stop, worker)
             app.state.host_events = events
             live = LiveStatus(
                 store,
@@ -231,6 +231,12 @@ def create_app(
     app.state.templates = templates
     app.add_middleware(StartOnFirstUse, kit=app, key=STATE_KEY)
     return app
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    """Cancel a background loop and wait until it has ended (before what it uses is closed)."""
+    task.cancel()
+    await asyncio.wait([task], timeout=5)
 
 
 def _warn_about_demo_mode(settings: Settings) -> None:

@@ -368,8 +368,11 @@ class Sender:
                 log.exception("host event delivery pass failed")
                 due_in = None
             timeout = self.idle_seconds if due_in is None else min(due_in, self.idle_seconds)
+            # `asyncio.timeout`, not `wait_for`: on Python 3.11 a cancellation arriving as
+            # `wait_for` times out can be lost, and this loop would never end.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     async def aclose(self) -> None:
         """Stop sending; what this sender had claimed is given back for the next pass of any

@@ -342,10 +342,9 @@ class LiveStatus:
                 due = self.due_at(
                     connection_id, reading.source, reading.fetched_at, reading.check_after
                 )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        event.wait(), max(0.05, min(remaining, due - self._clock()))
-                    )
+                with contextlib.suppress(TimeoutError):  # not `wait_for`: see `Sender.run`
+                    async with asyncio.timeout(max(0.05, min(remaining, due - self._clock()))):
+                        await event.wait()
                 event.clear()
                 reading = await self.read(tenant_id, connection_id)
             return reading
